@@ -1,0 +1,31 @@
+"""didlearn: photo animation, taught and done step by step.
+
+Modules follow the course chapters: ``data`` (0), ``features`` (1), ``flow`` (2),
+``faces`` and ``motion`` (3), ``generator`` (4), ``optimize`` (5), ``animate`` and ``metrics`` (6).
+Import them directly, e.g. ``from didlearn import flow``; importing the package itself is cheap.
+"""
+
+from .config import quick_mode
+from .errors import (
+    DidlearnError,
+    ImageTooLargeError,
+    InvalidFlowError,
+    MissingResourceError,
+    NoFaceFoundError,
+    OutputExistsError,
+    UnreadableMediaError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DidlearnError",
+    "ImageTooLargeError",
+    "InvalidFlowError",
+    "MissingResourceError",
+    "NoFaceFoundError",
+    "OutputExistsError",
+    "UnreadableMediaError",
+    "quick_mode",
+    "__version__",
+]
