@@ -211,8 +211,8 @@ def _check_pixel_limit(size: tuple[int, int], max_pixels: int, name: str) -> Non
     if width * height > max_pixels:
         scale = (max_pixels / (width * height)) ** 0.5
         raise ImageTooLargeError(
-            f"{name} is {width}x{height} = {width * height / 1e6:.1f} megapixels, over the limit "
-            f"of {max_pixels / 1e6:.1f} megapixels. Downscale it first, e.g. to "
+            f"{name} is {width}x{height} = {width * height:,} pixels, over the limit of "
+            f"{max_pixels:,} pixels (max_pixels). Downscale it first, e.g. to "
             f"{int(width * scale)}x{int(height * scale)} (PIL: `im.thumbnail(...)`, ImageMagick: "
             f"`magick in.jpg -resize {int(width * scale)}x{int(height * scale)} out.jpg`), "
             "or pass a larger max_pixels if you have the memory."
@@ -328,7 +328,10 @@ def _probe(path: PathLike) -> _Probe:
         )
     size = _SIZE.search(video_line.group(1))
     if size is None:
-        raise UnreadableMediaError(f"'{path}': cannot find the frame size of its video stream.")
+        raise UnreadableMediaError(
+            f"'{path}' is not a video ffmpeg can decode: its stream has no frame size "
+            f"(unsupported or damaged data). Supported: {VIDEO_FORMATS}."
+        )
     width, height = int(size.group(1)), int(size.group(2))
     rotation = _ROTATION.search(text)
     if rotation and round(abs(float(rotation.group(1)))) % 180 == 90:
@@ -707,7 +710,14 @@ def write_gif(
             f"'{target}' exists already: choose another name or pass overwrite=True."
         )
     first, rest = _first_and_rest(frames)
-    images = [Image.fromarray(first)] + [Image.fromarray(_to_uint8(f)) for f in rest]
+    images = [Image.fromarray(first)]
+    for frame in rest:
+        images.append(Image.fromarray(_to_uint8(frame)))
+        if images[-1].size != images[0].size:
+            raise ValueError(
+                f"all frames must have the same size: expected {first.shape[:2]}, "
+                f"got {images[-1].size[::-1]}"
+            )
     extra = {"loop": 0} if loop else {}
     with _atomic_output(target, overwrite, ".gif") as temp:
         images[0].save(
