@@ -1,0 +1,88 @@
+"""Repository hygiene: clean notebooks, a conda environment that matches pyproject, ruff config."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import tomllib
+import yaml  # PyYAML comes with jupyterlab (jupyter-events)
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def requirement_name(requirement: str) -> str:
+    """'tensorflow[and-cuda]>=2.16' -> 'tensorflow' (normalised as pip does)."""
+    name = re.match(r"[A-Za-z0-9._-]+", requirement.strip()).group(0)
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_there_are_notebooks():
+    assert any(path.name.startswith("00_") for path in NOTEBOOKS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_committed_without_outputs(path):
+    notebook = json.loads(path.read_text())
+    for index, cell in enumerate(notebook["cells"]):
+        if cell["cell_type"] == "code":
+            assert cell.get("outputs") == [], f"{path.name} cell {index} has outputs"
+            assert cell.get("execution_count") is None, f"{path.name} cell {index} was executed"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_kernelspec_is_python3(path):
+    notebook = json.loads(path.read_text())
+    assert notebook["metadata"]["kernelspec"]["name"] == "python3"
+    assert re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", path.name), "notebooks are NN_name.ipynb"
+
+
+def environment_pip_lines() -> tuple[list[str], list[str]]:
+    """(conda dependencies that are strings, pip requirements) of environment.yml."""
+    environment = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda, pip = [], []
+    for entry in environment["dependencies"]:
+        if isinstance(entry, dict):
+            pip += entry.get("pip", [])
+        else:
+            conda.append(entry)
+    return conda, pip
+
+
+def test_environment_yml_installs_what_pyproject_declares():
+    project = pyproject()["project"]
+    conda, pip = environment_pip_lines()
+    conda_names = [requirement_name(re.split(r"[=<>]", c)[0]) for c in conda]
+    assert "python" in conda_names and "pip" in conda_names
+    python = next(c for c in conda if c.startswith("python"))
+    minimum = re.search(r">=\s*(\d+)\.(\d+)", project["requires-python"]).groups()
+    assert tuple(map(int, python.split("=")[-1].split(".")[:2])) >= tuple(map(int, minimum))
+
+    # Either the package itself is installed through pip with its extras (then pip resolves
+    # exactly pyproject's list) or every dependency is listed by name.
+    editable = [line for line in pip if re.fullmatch(r"-e \.(\[[a-z,\- ]+\])?", line.strip())]
+    extras = set()
+    for line in editable:
+        found = re.search(r"\[(.*)\]", line)
+        extras |= {e.strip() for e in found.group(1).split(",")} if found else set()
+    listed = {requirement_name(line) for line in pip if not line.startswith("-")}
+    listed |= set(conda_names)
+    declared = project["dependencies"] + project["optional-dependencies"]["dev"]
+    for requirement in declared:
+        assert editable or requirement_name(requirement) in listed, requirement
+    assert "dev" in extras or not editable, "install the dev extra: -e .[dev]"
+    assert extras <= set(project["optional-dependencies"]), "environment.yml names a missing extra"
+
+
+def test_ruff_is_configured():
+    ruff = pyproject()["tool"]["ruff"]
+    assert ruff["line-length"] == 100
+    assert {"E", "F", "W", "I", "B", "UP"} <= set(ruff["lint"]["select"])
+    assert "ruff" in {
+        requirement_name(r) for r in pyproject()["project"]["optional-dependencies"]["dev"]
+    }
