@@ -321,3 +321,78 @@ def perceptual_distance(
             total += tf.reduce_mean(tf.abs(mx - my), axis=[1, 2, 3]) / layer_scale(name)
     per = total / (len(scales) * len(layers))
     return per if per_image else tf.reduce_mean(per)
+
+
+def receptive_field(layer: str, weights: str = "hed") -> tuple[int, int]:
+    """Theoretical receptive field of one unit of ``layer``: ``(size in input pixels, stride)``.
+
+    Walks the backbone's layers: a k x k convolution adds ``(k - 1) * stride`` pixels, a pooling
+    layer adds ``(p - 1) * stride`` and multiplies the stride (the jump between neighbouring
+    units) by its own stride. E.g. ``block1_conv1`` -> (3, 1), ``block3_conv3`` -> (40, 4).
+    """
+    model = vgg16_backbone() if weights == "hed" else vgg19_imagenet()
+    size, stride = 1, 1
+    for lyr in model.layers:
+        kernel = getattr(lyr, "kernel_size", None) or getattr(lyr, "pool_size", None)
+        if kernel is not None:
+            size += (kernel[0] - 1) * stride
+            stride *= lyr.strides[0]
+        if lyr.name == layer:
+            return size, stride
+    raise ValueError(f"no layer named {layer!r} in the {weights} backbone")
+
+
+def first_layer_filters(weights: str = "hed") -> np.ndarray:
+    """The 64 RGB filters of ``block1_conv1`` as images ``(64, 3, 3, 3)`` in [0, 1].
+
+    The kernel is stored for BGR input, so the channels are flipped back to RGB; each filter is
+    scaled by the largest absolute weight of all filters so that grey (0.5) means weight 0.
+    """
+    model = vgg16_backbone() if weights == "hed" else vgg19_imagenet()
+    kernel = model.get_layer("block1_conv1").get_weights()[0][:, :, ::-1, :]  # (3, 3, RGB, 64)
+    images = np.transpose(kernel, (3, 0, 1, 2))
+    return (0.5 + 0.5 * images / np.abs(images).max()).astype(np.float32)
+
+
+def match_features(
+    image_a: np.ndarray,
+    image_b: np.ndarray,
+    layer: str = "block4_conv3",
+    mutual: bool = True,
+    weights: str = "hed",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nearest neighbours of deep features between two images (cosine similarity).
+
+    Every feature vector of ``image_a`` at ``layer`` is matched to its most similar vector of
+    ``image_b``; with ``mutual`` only pairs that are each other's nearest neighbour are kept.
+
+    Args:
+        image_a, image_b: RGB ``(H, W, 3)`` in [0, 1] (sizes may differ).
+
+    Returns:
+        ``(points_a (N, 2), points_b (N, 2), similarity (N,))``: (x, y) pixel coordinates of the
+        feature cells' centres in each image, best matches first.
+    """
+    extract = feature_extractor((layer,), weights)
+    maps = [extract(img)[0][0].numpy() for img in (image_a, image_b)]
+    (ha, wa, c), (hb, wb, _) = maps[0].shape, maps[1].shape
+    fa = maps[0].reshape(-1, c)
+    fb = maps[1].reshape(-1, c)
+    fa = fa / (np.linalg.norm(fa, axis=1, keepdims=True) + 1e-8)
+    fb = fb / (np.linalg.norm(fb, axis=1, keepdims=True) + 1e-8)
+    sim = fa @ fb.T  # (ha*wa, hb*wb)
+    best_b = sim.argmax(axis=1)
+    idx_a = np.arange(len(fa))
+    if mutual:
+        idx_a = idx_a[sim.argmax(axis=0)[best_b] == idx_a]
+    idx_b = best_b[idx_a]
+    score = sim[idx_a, idx_b]
+    order = np.argsort(-score)
+    idx_a, idx_b, score = idx_a[order], idx_b[order], score[order]
+
+    def centres(idx: np.ndarray, w: int, image: np.ndarray, h: int) -> np.ndarray:
+        # The centre of feature cell (i, j) in pixels: (j + 0.5) * W / w, exact for any stride.
+        sy, sx = image.shape[0] / h, image.shape[1] / w
+        return np.stack([(idx % w + 0.5) * sx, (idx // w + 0.5) * sy], axis=1).astype(np.float32)
+
+    return centres(idx_a, wa, image_a, ha), centres(idx_b, wb, image_b, hb), score
