@@ -226,3 +226,37 @@ def test_match_features_recovers_a_known_shift():
     pa, pb, score = features.match_features(image, shifted, layer="block3_conv3")
     assert len(pa) > 50 and np.all(np.diff(score) <= 0)
     np.testing.assert_allclose(np.median(pb - pa, axis=0), [16, 8])
+
+
+def test_feature_map_widget_callbacks():
+    import matplotlib.pyplot as plt
+
+    from didlearn.widgets import features as fw
+
+    image = _portrait(64)
+    maps = fw.compute_maps(image)
+    assert maps["block3_conv3"].shape == (16, 16, 256)
+    assert fw.channel_limit(maps, "block1_conv2") == 63
+    assert fw.channel_limit(maps, "block5_conv3") == 511
+    best = fw.strongest_channels(maps, "block2_conv2", 3)
+    means = maps["block2_conv2"].mean(axis=(0, 1))
+    assert means[best[0]] == means.max() and means[best[0]] >= means[best[1]] >= means[best[2]]
+    m, peak = fw.channel_map(maps, "block2_conv2", best[0])
+    assert m.shape == (32, 32) and m.max() == pytest.approx(1.0) and peak > 0
+    with pytest.raises(ValueError, match="channels 0..63"):
+        fw.channel_map(maps, "block1_conv2", 64)
+    with pytest.raises(ValueError, match="unknown layer"):
+        fw.channel_map(maps, "block9", 0)
+    fig = fw.draw_feature_map(image, maps, "block4_conv3", 5)
+    assert len(fig.axes) == 3 and "92 px" in fig.axes[2].get_title()
+    plt.close(fig)
+
+    # The widget itself, driven without a browser: changing the layer re-ranges the channel.
+    box = fw.feature_map_widget(image)
+    layer, channel = box.children[0].children
+    layer.value = "block5_conv3"
+    assert channel.max == 511
+    channel.value = 400
+    layer.value = "block1_conv2"
+    assert channel.max == 63 and channel.value == fw.strongest_channels(maps, "block1_conv2", 1)[0]
+    plt.close("all")
