@@ -162,3 +162,405 @@ def warp_numpy(image: np.ndarray, flow: np.ndarray, padding: str = "border") -> 
     gray = img.ndim == 2
     out = warp(img[..., None] if gray else img, check_flow(flow), padding).numpy()
     return out[..., 0] if gray else out
+
+
+# --------------------------------------------------------------------------------------------
+# Middlebury colour coding (Baker et al., "A database and evaluation methodology for optical
+# flow", 2011): hue = direction, saturation = magnitude, on a 55-colour wheel.
+# --------------------------------------------------------------------------------------------
+
+UNKNOWN_FLOW = 1e9  # Middlebury marks pixels without ground truth with |value| > 1e9
+
+
+def _make_wheel() -> np.ndarray:
+    """The 55 Middlebury colours (RY=15, YG=6, GC=4, CB=11, BM=13, MR=6), (55, 3) in [0, 1]."""
+    segments = [  # (length, channel that ramps, ramp up?, channel held at 255)
+        (15, 1, True, 0),  # red -> yellow
+        (6, 0, False, 1),  # yellow -> green
+        (4, 2, True, 1),  # green -> cyan
+        (11, 1, False, 2),  # cyan -> blue
+        (13, 0, True, 2),  # blue -> magenta
+        (6, 2, False, 0),  # magenta -> red
+    ]
+    rows = []
+    for n, ramp, up, full in segments:
+        seg = np.zeros((n, 3))
+        seg[:, full] = 255
+        steps = np.floor(255 * np.arange(n) / n)
+        seg[:, ramp] = steps if up else 255 - steps
+        rows.append(seg)
+    return (np.concatenate(rows) / 255.0).astype(np.float32)
+
+
+COLOR_WHEEL = _make_wheel()
+
+
+def valid_mask(flow: np.ndarray) -> np.ndarray:
+    """Pixels with a known flow (Middlebury stores unknown ones as values above 1e9), (H, W)."""
+    return np.all(np.abs(flow) < UNKNOWN_FLOW, axis=-1) & np.all(np.isfinite(flow), axis=-1)
+
+
+def flow_to_color(flow, max_magnitude: float | None = None) -> np.ndarray:
+    """Colour-code a flow (H, W, 2) as an image (H, W, 3) float32 in [0, 1].
+
+    The hue gives the direction, the saturation the length relative to ``max_magnitude``
+    (default: the largest vector of this flow); vectors longer than it are drawn darker.
+    Unknown pixels (see :func:`valid_mask`) are black. Backward flow in our convention is
+    Middlebury's forward flow, so the colours match the published Middlebury pictures.
+    """
+    arr = np.asarray(flow, dtype=np.float32)
+    if arr.ndim != 3 or arr.shape[-1] != 2:
+        raise InvalidFlowError(f"flow_to_color needs a flow (H, W, 2); got shape {arr.shape}.")
+    ok = valid_mask(arr)
+    u = np.where(ok, arr[..., 0], 0.0)
+    v = np.where(ok, arr[..., 1], 0.0)
+    rad = np.hypot(u, v)
+    if max_magnitude is None:
+        max_magnitude = float(rad.max(initial=0.0))
+    scale = 1.0 / max(float(max_magnitude), 1e-6)
+    u, v, rad = u * scale, v * scale, rad * scale
+    n = len(COLOR_WHEEL)
+    fk = (np.arctan2(-v, -u) / np.pi + 1) / 2 * (n - 1)  # angle -> position on the wheel
+    k0 = np.floor(fk).astype(np.int64)
+    k1 = (k0 + 1) % n
+    f = (fk - k0)[..., None]
+    col = (1 - f) * COLOR_WHEEL[k0] + f * COLOR_WHEEL[k1]
+    inside = (rad <= 1)[..., None]
+    col = np.where(inside, 1 - rad[..., None] * (1 - col), col * 0.75)
+    col = np.where(ok[..., None], col, 0.0)
+    return col.astype(np.float32)
+
+
+def color_wheel(size: int = 151) -> np.ndarray:
+    """The legend of :func:`flow_to_color`: a disc (size, size, 3) whose pixel colours are
+    those of a flow pointing from the centre to it (white centre = no motion)."""
+    r = (size - 1) / 2
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    flow = np.stack([x - r, y - r], axis=-1) / max(r, 1e-6)
+    img = flow_to_color(flow, max_magnitude=1.0)
+    img[np.hypot(flow[..., 0], flow[..., 1]) > 1] = 1.0  # white outside the disc
+    return img
+
+
+# --------------------------------------------------------------------------------------------
+# Plots
+# --------------------------------------------------------------------------------------------
+
+
+def plot_flow(ax, flow, max_magnitude: float | None = None, title: str | None = None):
+    """Show the colour-coded flow on a matplotlib axis; returns the image artist."""
+    art = ax.imshow(flow_to_color(flow, max_magnitude))
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return art
+
+
+def plot_quiver(ax, flow, step: int = 16, image=None, color: str = "yellow", scale: float = 1.0):
+    """Arrows of the flow every ``step`` pixels, drawn on ``image`` (H, W, 3) if given.
+
+    Each arrow starts at a pixel x and ends where the flow reads from, x + u(x), at the true
+    pixel scale times ``scale``. Returns the quiver artist.
+    """
+    arr = check_flow(flow)
+    if arr.ndim != 3:
+        raise InvalidFlowError(f"plot_quiver needs a flow (H, W, 2); got shape {arr.shape}.")
+    h, w = arr.shape[:2]
+    if image is not None:
+        ax.imshow(np.clip(image, 0, 1))
+    ys, xs = np.mgrid[step // 2 : h : step, step // 2 : w : step]
+    u, v = arr[ys, xs, 0], arr[ys, xs, 1]
+    q = ax.quiver(
+        xs, ys, u * scale, v * scale, color=color, angles="xy", scale_units="xy", scale=1.0
+    )
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    return q
+
+
+def grid_image(height: int, width: int, step: int = 16, thickness: int = 1) -> np.ndarray:
+    """A white image (H, W, 3) with dark grid lines every ``step`` pixels."""
+    img = np.ones((height, width, 3), np.float32)
+    for k in range(thickness):
+        img[(step // 2 + k) :: step] = (0.1, 0.2, 0.5)
+        img[:, (step // 2 + k) :: step] = (0.1, 0.2, 0.5)
+    return img
+
+
+def warped_grid(flow, step: int = 16, image=None) -> np.ndarray:
+    """Picture of a flow as a deformed grid: a regular grid (or ``image``) backward-warped by it.
+
+    Returns (H, W, 3) float32: pixel x shows the grid point read at x + u(x).
+    """
+    arr = check_flow(flow)
+    if arr.ndim != 3:
+        raise InvalidFlowError(f"warped_grid needs a flow (H, W, 2); got shape {arr.shape}.")
+    src = grid_image(*arr.shape[:2], step=step) if image is None else image
+    return warp_numpy(src, arr)
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation: endpoint and angular error
+# --------------------------------------------------------------------------------------------
+
+
+def _pair_for_metric(est, gt) -> tuple[np.ndarray, np.ndarray]:
+    e = check_flow(est)
+    g = np.asarray(gt, dtype=np.float32)
+    if g.shape != e.shape:
+        raise InvalidFlowError(
+            f"the estimate has shape {e.shape} but the ground truth {g.shape}; compare flows of "
+            "the same size."
+        )
+    ok = valid_mask(g)
+    if not ok.any():
+        raise InvalidFlowError("the ground truth has no known pixel (all unknown or NaN).")
+    return e[ok], g[ok]
+
+
+def endpoint_error(est, gt) -> float:
+    """Mean endpoint error in pixels, mean ‖est − gt‖ over the pixels where gt is known."""
+    e, g = _pair_for_metric(est, gt)
+    return float(np.mean(np.linalg.norm(e - g, axis=-1)))
+
+
+def angular_error(est, gt) -> float:
+    """Mean angular error in degrees between the 3-D vectors (u, v, 1) (Barron et al. 1994)."""
+    e, g = _pair_for_metric(est, gt)
+    e64, g64 = e.astype(np.float64), g.astype(np.float64)
+    num = 1.0 + np.sum(e64 * g64, axis=-1)
+    den = np.sqrt(1.0 + np.sum(e64**2, axis=-1)) * np.sqrt(1.0 + np.sum(g64**2, axis=-1))
+    return float(np.degrees(np.mean(np.arccos(np.clip(num / den, -1.0, 1.0)))))
+
+
+# --------------------------------------------------------------------------------------------
+# Middlebury .flo files: "PIEH" (float 202021.25), int32 width, int32 height, then H*W*2 float32
+# --------------------------------------------------------------------------------------------
+
+FLO_MAGIC = 202021.25
+
+
+def read_flo(path) -> np.ndarray:
+    """Read a Middlebury ``.flo`` file as (H, W, 2) float32 (unknown pixels keep values > 1e9).
+
+    Raises:
+        UnreadableMediaError: the file does not exist or cannot be read.
+        InvalidFlowError: wrong magic number, impossible size, or truncated/oversized data.
+    """
+    from pathlib import Path
+
+    from .errors import UnreadableMediaError
+
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise UnreadableMediaError(f"cannot read the flow file {p}: {exc}") from exc
+    if len(data) < 12:
+        raise InvalidFlowError(f"{p} is not a .flo file: {len(data)} bytes, shorter than a header.")
+    magic = np.frombuffer(data, "<f4", 1, 0)[0]
+    if magic != np.float32(FLO_MAGIC):
+        raise InvalidFlowError(
+            f"{p} is not a Middlebury .flo file (magic {magic!r} instead of {FLO_MAGIC}); "
+            "check the file or write it with didlearn.flow.write_flo."
+        )
+    w, h = (int(v) for v in np.frombuffer(data, "<i4", 2, 4))
+    if not (0 < w < 100_000 and 0 < h < 100_000):
+        raise InvalidFlowError(f"{p}: impossible flow size {w}x{h} in the header (corrupt file).")
+    expected = 12 + 8 * w * h
+    if len(data) != expected:
+        raise InvalidFlowError(
+            f"{p}: a {w}x{h} flow needs {expected} bytes but the file has {len(data)} "
+            "(truncated or corrupt); re-export it."
+        )
+    return np.frombuffer(data, "<f4", 2 * w * h, 12).reshape(h, w, 2).copy()
+
+
+def write_flo(path, flow, overwrite: bool = False):
+    """Write a flow (H, W, 2) as a Middlebury ``.flo`` file (temporary file, then renamed).
+
+    Returns the path. Raises OutputExistsError if it exists and ``overwrite`` is False,
+    InvalidFlowError for a malformed flow (NaN is refused; use 1e10 for unknown pixels).
+    """
+    import os
+    from pathlib import Path
+
+    from .errors import OutputExistsError
+
+    arr = np.asarray(flow, dtype=np.float32)
+    if arr.ndim != 3 or arr.shape[-1] != 2:
+        raise InvalidFlowError(f"write_flo needs a flow (H, W, 2); got shape {arr.shape}.")
+    if not np.all(np.isfinite(arr)):
+        raise InvalidFlowError("the flow has NaN/inf values; mark unknown pixels with 1e10.")
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise OutputExistsError(f"{p} exists already; pass overwrite=True to replace it.")
+    h, w = arr.shape[:2]
+    tmp = p.with_name(p.name + ".part")
+    with open(tmp, "wb") as f:
+        f.write(np.float32(FLO_MAGIC).astype("<f4").tobytes())
+        f.write(np.array([w, h], "<i4").tobytes())
+        f.write(arr.astype("<f4").tobytes())
+    os.replace(tmp, p)
+    return p
+
+
+# --------------------------------------------------------------------------------------------
+# Synthetic pairs with exact ground truth
+# --------------------------------------------------------------------------------------------
+
+SYNTHETIC_KINDS = ("affine", "smooth", "tps")
+
+
+def random_texture(size: tuple[int, int], seed: int = 0) -> np.ndarray:
+    """A colourful multi-scale random texture (H, W, 3) float32 in [0, 1] (good for flow)."""
+    from scipy.ndimage import gaussian_filter
+
+    h, w = size
+    rng = np.random.default_rng(seed)
+    img = np.zeros((h, w, 3), np.float64)
+    for sigma, weight in ((1.0, 0.6), (3.0, 1.0), (8.0, 1.5), (20.0, 1.5)):
+        noise = gaussian_filter(rng.standard_normal((h, w, 3)), (sigma, sigma, 0), mode="wrap")
+        img += weight * noise / (noise.std() + 1e-12)
+    img = (img - img.min()) / (img.max() - img.min() + 1e-12)
+    return img.astype(np.float32)
+
+
+def affine_flow(matrix, size: tuple[int, int]) -> np.ndarray:
+    """Flow (H, W, 2) of an affine map about the image centre c: u(x) = (A - I)(x - c) + t.
+
+    ``matrix`` is 2x3 ``[A | t]`` in pixel units, (x, y) order.
+    """
+    m = np.asarray(matrix, np.float64)
+    h, w = size
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    c = np.array([(w - 1) / 2, (h - 1) / 2])
+    pts = np.stack([x - c[0], y - c[1]], axis=-1)
+    u = pts @ (m[:, :2] - np.eye(2)).T + m[:, 2]
+    return u.astype(np.float32)
+
+
+def thin_plate_flow(points, displacements, size: tuple[int, int]) -> np.ndarray:
+    """Thin-plate spline flow (H, W, 2) taking the values ``displacements`` (N, 2) at ``points``
+    (N, 2) (x, y pixels), with the minimum bending energy elsewhere (affine far away).
+
+    Points close to each other with different displacements make a wild spline; keep them apart.
+    """
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    vals = np.asarray(displacements, np.float64).reshape(-1, 2)
+    n = len(pts)
+
+    def kernel(r2):
+        return np.where(r2 > 0, 0.5 * r2 * np.log(np.maximum(r2, 1e-20)), 0.0)  # r² log r
+
+    d2 = np.sum((pts[:, None] - pts[None]) ** 2, axis=-1)
+    p = np.hstack([np.ones((n, 1)), pts])
+    a = np.zeros((n + 3, n + 3))
+    a[:n, :n], a[:n, n:], a[n:, :n] = kernel(d2), p, p.T
+    rhs = np.vstack([vals, np.zeros((3, 2))])
+    coef = np.linalg.lstsq(a, rhs, rcond=None)[0]
+    h, w = size
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    grid = np.stack([x.ravel(), y.ravel()], axis=-1)
+    g2 = np.sum((grid[:, None] - pts[None]) ** 2, axis=-1)
+    out = kernel(g2) @ coef[:n] + np.hstack([np.ones((len(grid), 1)), grid]) @ coef[n:]
+    return out.reshape(h, w, 2).astype(np.float32)
+
+
+def random_smooth_flow(size: tuple[int, int], max_magnitude: float = 3.0, seed: int = 0):
+    """A random smooth flow (H, W, 2): low-pass filtered noise scaled to ``max_magnitude`` px."""
+    from scipy.ndimage import gaussian_filter
+
+    h, w = size
+    rng = np.random.default_rng(seed)
+    sigma = max(h, w) / 8
+    f = gaussian_filter(rng.standard_normal((h, w, 2)), (sigma, sigma, 0), mode="reflect")
+    return (f * max_magnitude / (np.abs(f).max() + 1e-12)).astype(np.float32)
+
+
+def synthetic_pair(
+    kind: str = "affine", size: tuple[int, int] = (96, 128), seed: int = 0, image=None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two images and their exact flow: ``i1 = warp(i2, gt)`` so that ``i1(x) = i2(x + gt(x))``.
+
+    Args:
+        kind: ``"affine"`` (small rotation, zoom, shear and shift), ``"smooth"`` (random smooth
+            field) or ``"tps"`` (thin-plate deformation of a few control points).
+        size: (H, W) of the pair (ignored when ``image`` is given).
+        seed: random seed of the texture and of the motion.
+        image: optional (H, W, 3) float image in [0, 1] to use as ``i2``.
+
+    Returns:
+        ``(i1, i2, gt)``: (H, W, 3) float32 images and the (H, W, 2) float32 backward flow.
+        Displacements stay within about 5 pixels.
+    """
+    if kind not in SYNTHETIC_KINDS:
+        raise ValueError(f"kind must be one of {SYNTHETIC_KINDS}, got {kind!r}")
+    if image is None:
+        i2 = random_texture(size, seed)
+    else:
+        i2 = np.asarray(image, np.float32)
+        if i2.ndim != 3 or i2.shape[-1] != 3:
+            raise InvalidFlowError(f"image must be (H, W, 3); got shape {i2.shape}.")
+        size = i2.shape[:2]
+    h, w = size
+    rng = np.random.default_rng(seed + 1)
+    if kind == "affine":
+        angle, zoom = np.radians(rng.uniform(-3, 3)), 1 + rng.uniform(-0.04, 0.04)
+        shear = rng.uniform(-0.02, 0.02)
+        a = zoom * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        a = a @ np.array([[1, shear], [0, 1]])
+        gt = affine_flow(np.hstack([a, rng.uniform(-2, 2, (2, 1))]), size)
+    elif kind == "smooth":
+        gt = random_smooth_flow(size, max_magnitude=3.0, seed=seed + 2)
+    else:
+        pts = np.stack([rng.uniform(0.2, 0.8, 5) * w, rng.uniform(0.2, 0.8, 5) * h], axis=-1)
+        corners = np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1]], np.float64)
+        disp = np.vstack([rng.uniform(-3, 3, (5, 2)), np.zeros((4, 2))])
+        gt = thin_plate_flow(np.vstack([pts, corners]), disp, size)
+        gt = np.clip(gt, -4, 4)
+    i1 = warp_numpy(i2, gt)
+    return i1, i2, gt
+
+
+# The estimators live in their own module (they are long); re-exported so that
+# ``from didlearn.flow import dis_flow`` works as the interface promises.
+from .flow_estimators import (  # noqa: E402
+    VariationalParams,
+    dis_flow,
+    estimate_flow_variational,
+    farneback_flow,
+    has_tvl1,
+    tvl1_flow,
+)
+
+__all__ = [
+    "COLOR_WHEEL",
+    "VariationalParams",
+    "affine_flow",
+    "angular_error",
+    "check_flow",
+    "color_wheel",
+    "dis_flow",
+    "endpoint_error",
+    "estimate_flow_variational",
+    "farneback_flow",
+    "flow_to_color",
+    "grid_image",
+    "has_tvl1",
+    "plot_flow",
+    "plot_quiver",
+    "random_smooth_flow",
+    "random_texture",
+    "read_flo",
+    "synthetic_pair",
+    "thin_plate_flow",
+    "tvl1_flow",
+    "valid_mask",
+    "warp",
+    "warp_numpy",
+    "warped_grid",
+    "write_flo",
+]

@@ -50,8 +50,14 @@ def test_agrees_with_cv2_remap(padding, border):
     # Sub-pixel steps of 1/32: OpenCV may interpolate with 5-bit fixed-point weights.
     flow = np.round(rng.uniform(-4, 4, (40, 50, 2)) * 32).astype(np.float32) / 32
     gx, gy = _grid(40, 50)
-    ref = cv2.remap(img, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
-                    borderMode=border, borderValue=0)
+    ref = cv2.remap(
+        img,
+        gx + flow[..., 0],
+        gy + flow[..., 1],
+        cv2.INTER_LINEAR,
+        borderMode=border,
+        borderValue=0,
+    )
     out = fl.warp(img, flow, padding=padding).numpy()
     assert out.shape == img.shape
     assert np.abs(out - ref)[5:-5, 5:-5].max() < 1e-4
@@ -81,8 +87,10 @@ def test_gradients_wrt_image_and_flow():
         plus, minus = base.copy(), base.copy()
         plus[idx] += eps
         minus[idx] -= eps
-        num = (float(tf.reduce_sum(fl.warp(img, plus) ** 2))
-               - float(tf.reduce_sum(fl.warp(img, minus) ** 2))) / (2 * eps)
+        num = (
+            float(tf.reduce_sum(fl.warp(img, plus) ** 2))
+            - float(tf.reduce_sum(fl.warp(img, minus) ** 2))
+        ) / (2 * eps)
         assert abs(num - float(g_flow[idx])) < 2e-2 * max(1.0, abs(num))
     # the gradient wrt the image of a sum of outputs counts how often each pixel is read
     with tf.GradientTape() as tape:
@@ -108,3 +116,166 @@ def test_warp_bad_inputs():
         fl.warp(np.stack([img] * 3), np.zeros((2, 40, 50, 2), np.float32))
     with pytest.raises(ValueError, match="padding"):
         fl.warp(img, np.zeros((40, 50, 2), np.float32), padding="mirror")
+
+
+# ---------------------------------------------------------------------------- colour coding
+
+
+def test_color_wheel_has_55_middlebury_colours_and_directions():
+    assert fl.COLOR_WHEEL.shape == (55, 3)
+    np.testing.assert_allclose(fl.COLOR_WHEEL[0], [1, 0, 0])  # red starts the wheel
+    np.testing.assert_allclose(fl.COLOR_WHEEL[15], [1, 1, 0])  # RY=15 colours later: yellow
+    np.testing.assert_allclose(fl.COLOR_WHEEL[21], [0, 1, 0])  # YG=6 later: green
+    np.testing.assert_allclose(fl.COLOR_WHEEL[25], [0, 1, 1])  # GC=4 later: cyan
+    np.testing.assert_allclose(fl.COLOR_WHEEL[36], [0, 0, 1])  # CB=11 later: blue
+    np.testing.assert_allclose(fl.COLOR_WHEEL[49], [1, 0, 1])  # BM=13 later: magenta
+    flow = np.zeros((1, 3, 2), np.float32)
+    flow[0, 1] = (2.0, 0.0)  # rightwards, full length
+    flow[0, 2] = (1.0, 0.0)  # rightwards, half length
+    col = fl.flow_to_color(flow)
+    np.testing.assert_allclose(col[0, 0], [1, 1, 1])  # no motion is white
+    np.testing.assert_allclose(col[0, 1], [1, 0, 0], atol=1e-6)  # rightwards is red
+    np.testing.assert_allclose(col[0, 2], [1, 0.5, 0.5], atol=1e-6)  # half saturated
+    wheel = fl.color_wheel(21)
+    assert wheel.shape == (21, 21, 3) and wheel.dtype == np.float32
+    np.testing.assert_allclose(wheel[10, 10], [1, 1, 1])
+    np.testing.assert_allclose(wheel[10, 20], [1, 0, 0], atol=1e-6)
+
+
+def test_unknown_ground_truth_is_black_and_ignored_by_metrics():
+    gt = np.ones((4, 5, 2), np.float32)
+    gt[0, 0] = 1e10
+    assert np.all(fl.flow_to_color(gt)[0, 0] == 0)
+    est = np.ones((4, 5, 2), np.float32)
+    assert fl.endpoint_error(est, gt) == 0.0
+    assert fl.angular_error(est, gt) == pytest.approx(0.0, abs=1e-3)
+
+
+def test_plots_and_warped_grid():
+    import matplotlib.pyplot as plt
+
+    _, _, gt = fl.synthetic_pair("affine", size=(48, 64))
+    fig, axes = plt.subplots(1, 2)
+    fl.plot_flow(axes[0], gt, title="flow")
+    q = fl.plot_quiver(axes[1], gt, step=8, image=np.zeros((48, 64, 3)))
+    assert q.N == 6 * 8
+    plt.close(fig)
+    grid = fl.warped_grid(np.zeros((48, 64, 2), np.float32), step=8)
+    np.testing.assert_array_equal(grid, fl.grid_image(48, 64, step=8))
+    shifted = fl.warped_grid(np.full((48, 64, 2), 2.0, np.float32), step=8)
+    np.testing.assert_array_equal(shifted[:-2, :-2], grid[2:, 2:])
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+def test_endpoint_and_angular_error_values():
+    gt = np.zeros((2, 2, 2), np.float32)
+    est = np.zeros((2, 2, 2), np.float32)
+    est[..., 0], est[..., 1] = 3.0, 4.0
+    assert fl.endpoint_error(est, gt) == pytest.approx(5.0)
+    est = np.zeros((2, 2, 2), np.float32)
+    est[..., 0] = 1.0  # (1, 0, 1) vs (0, 0, 1): 45 degrees
+    assert fl.angular_error(est, gt) == pytest.approx(45.0, abs=1e-4)
+    with pytest.raises(InvalidFlowError, match="same size"):
+        fl.endpoint_error(est, np.zeros((3, 2, 2)))
+
+
+# ---------------------------------------------------------------------------- .flo files
+
+
+def test_flo_round_trip(tmp_path):
+    flow = np.random.default_rng(4).normal(size=(7, 9, 2)).astype(np.float32)
+    flow[0, 0] = 1e10  # Middlebury's unknown marker survives the round trip
+    path = fl.write_flo(tmp_path / "a.flo", flow)
+    assert path.stat().st_size == 12 + 7 * 9 * 8
+    back = fl.read_flo(path)
+    assert back.dtype == np.float32
+    np.testing.assert_array_equal(back, flow)
+    from didlearn.errors import OutputExistsError
+
+    with pytest.raises(OutputExistsError):
+        fl.write_flo(path, flow)
+    fl.write_flo(path, flow * 2, overwrite=True)
+    np.testing.assert_array_equal(fl.read_flo(path), flow * 2)
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_corrupt_flo_files(tmp_path):
+    good = fl.write_flo(tmp_path / "good.flo", np.zeros((3, 4, 2), np.float32))
+    data = good.read_bytes()
+    cases = {
+        "short.flo": data[:8],
+        "magic.flo": b"XXXX" + data[4:],
+        "truncated.flo": data[:-4],
+        "oversized.flo": data + b"\0" * 8,
+        "size.flo": data[:4] + np.array([-3, 4], "<i4").tobytes() + data[12:],
+    }
+    for name, blob in cases.items():
+        (tmp_path / name).write_bytes(blob)
+        with pytest.raises(InvalidFlowError):
+            fl.read_flo(tmp_path / name)
+    from didlearn.errors import UnreadableMediaError
+
+    with pytest.raises(UnreadableMediaError):
+        fl.read_flo(tmp_path / "missing.flo")
+    with pytest.raises(InvalidFlowError, match="NaN"):
+        fl.write_flo(tmp_path / "nan.flo", np.full((2, 2, 2), np.nan, np.float32))
+
+
+# ---------------------------------------------------------------------------- synthetic pairs
+
+
+@pytest.mark.parametrize("kind", fl.SYNTHETIC_KINDS)
+def test_synthetic_pairs_have_exact_ground_truth(kind):
+    i1, i2, gt = fl.synthetic_pair(kind, size=(48, 64), seed=3)
+    assert i1.shape == i2.shape == (48, 64, 3) and gt.shape == (48, 64, 2)
+    assert 0.5 < np.abs(gt).max() < 6
+    np.testing.assert_allclose(fl.warp_numpy(i2, gt), i1, atol=1e-6)
+    assert np.abs(i1 - i2).mean() > 0.01  # the motion is visible
+    again = fl.synthetic_pair(kind, size=(48, 64), seed=3)
+    np.testing.assert_array_equal(again[2], gt)
+
+
+def test_thin_plate_flow_interpolates_its_control_points():
+    pts = np.array([[10.0, 12.0], [40.0, 30.0], [25.0, 5.0], [5.0, 35.0]])
+    disp = np.array([[1.0, -2.0], [0.5, 0.5], [-1.0, 0.0], [0.0, 2.0]])
+    flow = fl.thin_plate_flow(pts, disp, (40, 50))
+    for (x, y), d in zip(pts.astype(int), disp, strict=True):
+        np.testing.assert_allclose(flow[y, x], d, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- estimators
+
+
+def test_opencv_estimators_follow_the_backward_convention():
+    i1, i2, gt = fl.synthetic_pair("affine", size=(64, 80), seed=1)
+    for est in (fl.dis_flow, fl.farneback_flow):
+        flow = est(i1, i2)
+        assert flow.shape == (64, 80, 2) and flow.dtype == np.float32
+        assert fl.endpoint_error(flow, gt) < 0.5 < fl.endpoint_error(-flow, gt)
+    if not fl.has_tvl1():
+        with pytest.raises(RuntimeError, match="contrib"):
+            fl.tvl1_flow(i1, i2)
+
+
+def test_variational_estimator_reaches_small_epe_on_a_synthetic_pair():
+    i1, i2, gt = fl.synthetic_pair("smooth", size=(64, 80), seed=5)
+    flow, losses = fl.estimate_flow_variational(i1, i2, return_loss=True)
+    assert flow.shape == (64, 80, 2) and flow.dtype == np.float32
+    assert fl.endpoint_error(np.zeros_like(gt), gt) > 1.0
+    assert fl.endpoint_error(flow, gt) < 0.15
+    assert losses.ndim == 1 and losses[-1] < losses[0]
+
+
+def test_estimators_reject_bad_images():
+    a = _image(20, 30)
+    for est in (fl.dis_flow, fl.farneback_flow, fl.estimate_flow_variational):
+        with pytest.raises(InvalidFlowError, match="differ in size"):
+            est(a, _image(20, 31))
+        with pytest.raises(InvalidFlowError, match="H, W"):
+            est(_image(20, 30, c=4), _image(20, 30, c=4))
+        bad = a.copy()
+        bad[0, 0, 0] = np.nan
+        with pytest.raises(InvalidFlowError, match="NaN"):
+            est(bad, a)
