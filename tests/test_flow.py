@@ -279,3 +279,63 @@ def test_estimators_reject_bad_images():
         bad[0, 0, 0] = np.nan
         with pytest.raises(InvalidFlowError, match="NaN"):
             est(bad, a)
+
+
+# ---------------------------------------------------------------------------- flow composer widget
+
+
+def test_compose_flow_sliders():
+    from didlearn.widgets import flow as wf
+
+    np.testing.assert_array_equal(wf.compose_flow(20, 30), np.zeros((20, 30, 2), np.float32))
+    shift = wf.compose_flow(20, 30, tx=5, ty=-2)  # the picture moves right 5 and up 2
+    np.testing.assert_allclose(shift[..., 0], -5)
+    np.testing.assert_allclose(shift[..., 1], 2)
+    img = _image(20, 30)
+    moved = fl.warp_numpy(img, shift)
+    np.testing.assert_allclose(moved[:-2, 5:], img[2:, :-5], atol=1e-6)
+    # a quarter turn counter-clockwise: the pixel above the centre shows what was on its right
+    turn = wf.compose_flow(21, 21, rotation=90)
+    np.testing.assert_allclose(turn[10, 10], [0, 0], atol=1e-5)
+    np.testing.assert_allclose(turn[5, 10], [5, 5], atol=1e-5)  # reads (15, 10) from (10, 5)
+    zoom = wf.compose_flow(21, 21, zoom=2)  # enlarged: (14, 10) reads (12, 10)
+    np.testing.assert_allclose(zoom[10, 14], [-2, 0], atol=1e-5)
+    swirl = wf.compose_flow(21, 21, swirl=30)
+
+    def turned(x):  # angle (degrees) between the pixel (x, 10) and where it reads, about the centre
+        px, py = x - 10 + swirl[10, x, 0], swirl[10, x, 1]
+        return np.degrees(np.arctan2(py, px))
+
+    assert abs(turned(12)) > abs(turned(20)) > 1  # the twist fades outwards
+
+
+def test_compose_flow_thin_plate_drag():
+    from didlearn.widgets import flow as wf
+
+    flow = wf.compose_flow(41, 61, handle_x=0.5, handle_y=0.5, drag_x=6, drag_y=-4)
+    np.testing.assert_allclose(flow[16, 36], [-6, 4], atol=1e-4)  # at handle + drag: reads back
+    for y, x in [(0, 0), (0, 60), (40, 0), (40, 60), (0, 30), (20, 0)]:
+        np.testing.assert_allclose(flow[y, x], [0, 0], atol=1e-4)  # the border stays put
+    with pytest.raises(ValueError, match="unknown slider"):
+        wf.compose_flow(10, 10, twist=3)
+    with pytest.raises(ValueError, match="zoom"):
+        wf.compose_flow(10, 10, zoom=0)
+
+
+def test_render_flow_callback_and_widget():
+    import ipywidgets
+    import matplotlib.pyplot as plt
+
+    from didlearn.widgets import flow as wf
+
+    img = _image(48, 64)
+    flow = wf.compose_flow(48, 64, tx=3, rotation=10)
+    fig = wf.render_flow(img, flow, step=8)
+    panels = [ax for ax in fig.axes if ax.get_images()]
+    assert len(panels) >= 3
+    warped_panel = fig.axes[2].get_images()[0].get_array()
+    np.testing.assert_allclose(warped_panel, np.clip(fl.warp_numpy(img, flow), 0, 1), atol=1e-6)
+    plt.close(fig)
+    box = wf.flow_composer_widget(img, step=8)
+    assert isinstance(box, ipywidgets.VBox)
+    plt.close("all")
