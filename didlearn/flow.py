@@ -164,6 +164,27 @@ def warp_numpy(image: np.ndarray, flow: np.ndarray, padding: str = "border") -> 
     return out[..., 0] if gray else out
 
 
+def forward_warp(image, forward_flow) -> tuple[np.ndarray, np.ndarray]:
+    """Forward warping by nearest-pixel splatting, to show why we warp backward.
+
+    Each source pixel p is written at round(p + f(p)), where ``forward_flow`` f (H, W, 2) says
+    where pixels GO (later writes win). Returns ``(image, holes)``: the (H, W, C) result and the
+    (H, W) bool mask of the pixels that nobody wrote (left black). Backward warping has none.
+    """
+    img = np.asarray(image, np.float32)
+    f = check_flow(forward_flow, *img.shape[:2])
+    h, w = img.shape[:2]
+    y, x = np.mgrid[0:h, 0:w]
+    tx = np.rint(x + f[..., 0]).astype(np.int64)
+    ty = np.rint(y + f[..., 1]).astype(np.int64)
+    keep = (tx >= 0) & (tx < w) & (ty >= 0) & (ty < h)
+    out = np.zeros_like(img)
+    written = np.zeros((h, w), bool)
+    out[ty[keep], tx[keep]] = img[y[keep], x[keep]]
+    written[ty[keep], tx[keep]] = True
+    return out, ~written
+
+
 # --------------------------------------------------------------------------------------------
 # Middlebury colour coding (Baker et al., "A database and evaluation methodology for optical
 # flow", 2011): hue = direction, saturation = magnitude, on a 55-colour wheel.
@@ -548,6 +569,7 @@ __all__ = [
     "estimate_flow_variational",
     "farneback_flow",
     "flow_to_color",
+    "forward_warp",
     "grid_image",
     "has_tvl1",
     "plot_flow",

@@ -24,7 +24,6 @@ import numpy as np
 import tensorflow as tf
 
 from .errors import InvalidFlowError
-from .flow import warp
 
 # --------------------------------------------------------------------------------------------
 # Input checks shared by the estimators
@@ -178,6 +177,8 @@ def _stack(gray: tf.Tensor) -> tf.Tensor:
 
 def _energy(u, s1, s2, lam, gamma, eps, a):
     """Total energy of the flow ``u`` (1,H,W,2) for the stacks ``s1, s2`` (1,H,W,3)."""
+    from .flow import warp  # here, not at the top: didlearn.flow re-exports this module
+
     h = tf.cast(tf.shape(u)[1], u.dtype)
     w = tf.cast(tf.shape(u)[2], u.dtype)
     gy, gx = tf.meshgrid(tf.range(h), tf.range(w), indexing="ij")

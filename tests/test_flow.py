@@ -339,3 +339,19 @@ def test_render_flow_callback_and_widget():
     box = wf.flow_composer_widget(img, step=8)
     assert isinstance(box, ipywidgets.VBox)
     plt.close("all")
+
+
+def test_forward_warp_leaves_holes_backward_does_not():
+    from didlearn.widgets import flow as wf
+
+    img = _image(40, 40)
+    zoom_in = wf.compose_flow(40, 40, zoom=1.5)  # backward flow of a 1.5x enlargement
+    # the forward flow of the same motion: pixel p goes to c + 1.5 (p - c)
+    y, x = np.mgrid[0:40, 0:40].astype(np.float32)
+    fwd = np.stack([0.5 * (x - 19.5), 0.5 * (y - 19.5)], axis=-1)
+    splat, holes = fl.forward_warp(img, fwd)
+    assert holes[5:-5, 5:-5].mean() > 0.2 and np.all(splat[holes] == 0)
+    back = fl.warp_numpy(img, zoom_in)
+    assert np.all(back.max(axis=-1) > 0)  # every pixel gets a value
+    with pytest.raises(InvalidFlowError):
+        fl.forward_warp(img, fwd[:30])
