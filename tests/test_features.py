@@ -260,3 +260,16 @@ def test_feature_map_widget_callbacks():
     layer.value = "block1_conv2"
     assert channel.max == 63 and channel.value == fw.strongest_channels(maps, "block1_conv2", 1)[0]
     plt.close("all")
+
+
+def test_deep_layer_prefers_sharp_shift_over_blurry_average():
+    """Why train with perceptual loss: pixel L1 prefers the blurry average of two guesses
+    (shift -2 px and +2 px) to one sharp guess; block4_conv1 features prefer the sharp one."""
+    base = _portrait(144)
+    ref, left, right = base[8:136, 8:136], base[8:136, 6:134], base[8:136, 10:138]
+    average = 0.5 * (left + right)
+    assert np.abs(average - ref).mean() < np.abs(right - ref).mean()
+    deep = ("block4_conv1",)
+    d_avg = float(features.perceptual_distance(ref, average, layers=deep))
+    d_sharp = float(features.perceptual_distance(ref, right, layers=deep))
+    assert d_avg > 1.05 * d_sharp
