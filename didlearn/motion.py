@@ -1,0 +1,297 @@
+"""Motion: carry a driving face's motion over to the photo; keypoints -> dense flow (chapter 3).
+
+* :func:`transfer_relative` (FOMM's relative mode) adds the driving face's *displacements*, rescaled
+  to the photo's face size, to the photo's own keypoints: the photo keeps its face shape.
+* :func:`transfer_absolute` uses the driving landmarks themselves (similarity-aligned): the photo
+  would take on the driving person's face shape; kept for comparison.
+* :func:`tps_flow` is the sparse -> dense step: a thin-plate spline through the keypoint
+  correspondences plus fixed anchors on the image border, evaluated on the whole pixel grid in
+  TensorFlow (batched, differentiable). :func:`keypoint_heatmaps` encodes keypoints as images
+  for the learned models of chapter 4.
+
+Keypoints are ``(N, 2)`` (or batched ``(B, N, 2)`` / ``(T, N, 2)``) float ``(x, y)`` pixels.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+# --------------------------------------------------------------------------------------------
+# Geometry helpers
+# --------------------------------------------------------------------------------------------
+
+
+def hull_area(points: np.ndarray) -> float:
+    """Area (pixels²) of the convex hull of (N, 2) points."""
+    pts = np.asarray(points, dtype=np.float32).reshape(-1, 1, 2)
+    return float(cv2.contourArea(cv2.convexHull(pts)))
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Least-squares similarity transform ``dst ≈ scale * R @ src + t`` (Umeyama 1991).
+
+    Args:
+        src, dst: (N, 2) corresponding points.
+
+    Returns:
+        ``(scale, R (2, 2) rotation, t (2,))``; reflections are excluded.
+    """
+    a = np.asarray(src, dtype=np.float64)
+    b = np.asarray(dst, dtype=np.float64)
+    ma, mb = a.mean(axis=0), b.mean(axis=0)
+    ac, bc = a - ma, b - mb
+    cov = bc.T @ ac / len(a)
+    u, sig, vt = np.linalg.svd(cov)
+    d = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[-1] = -1.0
+    rot = u @ np.diag(d) @ vt
+    var = (ac**2).sum() / len(a)
+    scale = float((sig * d).sum() / var) if var > 0 else 1.0
+    return scale, rot, mb - scale * rot @ ma
+
+
+# --------------------------------------------------------------------------------------------
+# Motion transfer
+# --------------------------------------------------------------------------------------------
+
+
+def transfer_relative(
+    source_kp: np.ndarray, driving_kp: np.ndarray, driving_kp0: np.ndarray, rotation: bool = False
+) -> np.ndarray:
+    """Relative motion transfer (FOMM's "relative" mode).
+
+    .. math:: k^p_t = k^s + S\\,R\\,(k^d_t - k^d_0), \\qquad
+              S = \\sqrt{\\operatorname{hull}(k^s) / \\operatorname{hull}(k^d_0)}
+
+    Only the driving face's *motion* (its displacement from the first, neutral frame) is borrowed,
+    rescaled by ``S`` (ratio of the faces' sizes measured as convex-hull areas); the photo keeps its
+    own face shape, eye distance, jaw line — its identity. With ``rotation=True``, ``R`` is the
+    in-plane rotation that best aligns ``kd_0`` to ``ks`` (Umeyama), so a driving face filmed
+    tilted moves the photo along the photo's own axes; otherwise ``R = I``.
+
+    Args:
+        source_kp: (N, 2) keypoints of the photo.
+        driving_kp: (N, 2) or (T, N, 2) driving keypoints at time t.
+        driving_kp0: (N, 2) driving keypoints of the reference frame (usually frame 0).
+        rotation: normalise the in-plane rotation too.
+
+    Returns:
+        Keypoints in photo coordinates, float32, same shape as ``driving_kp``.
+    """
+    ks = np.asarray(source_kp, dtype=np.float64)
+    kd = np.asarray(driving_kp, dtype=np.float64)
+    kd0 = np.asarray(driving_kp0, dtype=np.float64)
+    scale = np.sqrt(hull_area(ks) / max(hull_area(kd0), 1e-9))
+    rot = umeyama(kd0, ks)[1] if rotation else np.eye(2)
+    return (ks + scale * (kd - kd0) @ rot.T).astype(np.float32)
+
+
+def transfer_absolute(
+    source_kp: np.ndarray, driving_kp: np.ndarray, driving_kp0: np.ndarray | None = None
+) -> np.ndarray:
+    """Absolute motion transfer: the driving landmarks themselves, similarity-aligned to the photo.
+
+    The similarity ``T`` (scale, rotation, translation; Umeyama/Procrustes) that maps ``kd_0`` best
+    onto ``ks`` is applied to every driving frame: ``kp_t = T(kd_t)``. Position and size match the
+    photo, but the *shape* is the driving person's (their eye distance, jaw, mouth width) — the
+    photo's identity leaks away. This is why animation uses :func:`transfer_relative`.
+
+    Args:
+        source_kp: (N, 2) photo keypoints.
+        driving_kp: (N, 2) or (T, N, 2) driving keypoints.
+        driving_kp0: (N, 2) reference driving frame for the alignment; default: the first frame
+            of ``driving_kp`` (or ``driving_kp`` itself when it is a single frame).
+
+    Returns:
+        float32 keypoints, same shape as ``driving_kp``.
+    """
+    kd = np.asarray(driving_kp, dtype=np.float64)
+    if driving_kp0 is None:
+        driving_kp0 = kd[0] if kd.ndim == 3 else kd
+    scale, rot, t = umeyama(driving_kp0, source_kp)
+    return (scale * kd @ rot.T + t).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Thin-plate spline: sparse -> dense
+# --------------------------------------------------------------------------------------------
+
+
+def border_anchors(height: int, width: int, per_side: int = 8) -> np.ndarray:
+    """(4 * per_side, 2) (x, y) points evenly spaced along the image border, corners included."""
+    t = np.linspace(0.0, 1.0, per_side + 1)[:-1]  # each side contributes its start point
+    w1, h1 = width - 1.0, height - 1.0
+    top = np.stack([t * w1, np.zeros_like(t)], 1)
+    right = np.stack([np.full_like(t, w1), t * h1], 1)
+    bottom = np.stack([(1 - t) * w1, np.full_like(t, h1)], 1)
+    left = np.stack([np.zeros_like(t), (1 - t) * h1], 1)
+    return np.concatenate([top, right, bottom, left]).astype(np.float32)
+
+
+def _tps_kernel(r2: tf.Tensor) -> tf.Tensor:
+    """U(r) = r² log r² (0 at r = 0), from squared distances."""
+    return r2 * tf.math.log(tf.maximum(r2, 1e-20))
+
+
+@functools.lru_cache(maxsize=8)
+def _grid(
+    height: int, width: int, step: int
+) -> tuple[np.ndarray, tuple[int, int], float, np.ndarray]:
+    """Normalised grid (h*w, 2), its (h, w), the normalisation scale and centre."""
+    centre = np.array([(width - 1) / 2, (height - 1) / 2], dtype=np.float32)
+    scale = np.float32(max(width - 1, height - 1, 1) / 2)
+    # step > 1: a coarse grid whose first and last samples sit on the first and last pixels
+    ys = np.linspace(0, height - 1, -(-(height - 1) // step) + 1, dtype=np.float32)
+    xs = np.linspace(0, width - 1, -(-(width - 1) // step) + 1, dtype=np.float32)
+    gx, gy = np.meshgrid(xs, ys)
+    grid = (np.stack([gx.ravel(), gy.ravel()], 1) - centre) / scale
+    return grid.astype(np.float32), (len(ys), len(xs)), float(scale), centre
+
+
+def tps_flow(
+    source_kp,
+    target_kp,
+    height: int,
+    width: int,
+    anchors: bool = True,
+    per_side: int = 8,
+    regularization: float = 0.0,
+    step: int = 1,
+) -> tf.Tensor:
+    """Dense BACKWARD flow of the output frame from keypoint correspondences (thin-plate spline).
+
+    The spline ``f`` maps output pixels to photo pixels with ``f(kp_i) = ks_i`` and ``f(a) = a``
+    for the border anchors; the flow is ``f(p) - p``, so
+    ``flow.warp(photo, tps_flow(ks, kp, H, W))`` moves the photo's keypoints ``ks`` to ``kp``.
+    With normalised coordinates (isotropic, centred, in [-1, 1]) and control points ``c`` (the
+    ``kp`` and anchors):
+
+    .. math:: f(p) = a_0 + A p + \\sum_i w_i\\, U(\\lVert p - c_i \\rVert),
+              \\quad U(r) = r^2 \\log r^2
+
+    The ``(N+3) x (N+3)`` system ``[[K + λI, P], [Pᵀ, 0]] [w; a] = [v; 0]`` is solved per batch item
+    with ``tf.linalg.solve`` in float64 (100 points are cheap; float64 keeps near-coincident
+    landmarks — a closed mouth's inner lips — solvable); the grid evaluation is a float32 matmul.
+
+    Args:
+        source_kp: (N, 2) or (B, N, 2) photo keypoints ``ks`` (pixels).
+        target_kp: (N, 2) or (B, N, 2) keypoints ``kp`` in the output frame.
+        height, width: flow size.
+        anchors: add ``4 * per_side`` fixed border points (zero displacement) so the background
+            stays still; without them the spline extrapolates (affinely) to the whole frame.
+        regularization: λ added to K's diagonal (0 = interpolate exactly; > 0 = smoothing spline,
+            needed only if two different target keypoints coincide exactly).
+        step: evaluate every ``step`` pixels, then interpolate bilinearly (``step=4`` is ~5x
+            faster and smooth motions barely change; no longer exact at the keypoints).
+
+    Returns:
+        (B, H, W, 2) float32 tensor (dx, dy) in pixels; differentiable wrt both keypoint sets.
+    """
+    ks = tf.convert_to_tensor(source_kp, dtype=tf.float32)
+    kp = tf.convert_to_tensor(target_kp, dtype=tf.float32)
+    if ks.shape.rank == 2:
+        ks = ks[None]
+    if kp.shape.rank == 2:
+        kp = kp[None]
+    b = tf.maximum(tf.shape(ks)[0], tf.shape(kp)[0])
+    ks = tf.broadcast_to(ks, tf.stack([b, tf.shape(ks)[1], 2]))
+    kp = tf.broadcast_to(kp, tf.stack([b, tf.shape(kp)[1], 2]))
+    grid, (hs, ws), scale, centre = _grid(int(height), int(width), int(step))
+    if anchors:
+        anc = tf.constant(border_anchors(height, width, per_side))[None]
+        anc = tf.tile(anc, tf.stack([b, 1, 1]))
+        ks = tf.concat([ks, anc], axis=1)
+        kp = tf.concat([kp, anc], axis=1)
+    c = (kp - centre) / scale  # control points (output frame), normalised
+    v = (ks - centre) / scale  # values at the control points (photo positions), normalised
+    weights = _solve_tps(c, v, regularization)  # (B, N+3, 2) float32
+    flow = _evaluate(tf.constant(grid), c, weights) * scale  # (B, h*w, 2) normalised -> pixels
+    flow = tf.reshape(flow, tf.stack([b, hs, ws, 2]))
+    if step > 1:
+        # bilinear upsampling as two small matmuls; the coarse corners are the image's corners
+        ry = tf.constant(_interp_matrix(hs, int(height)))
+        rx = tf.constant(_interp_matrix(ws, int(width)))
+        flow = tf.einsum("yi,bijc,xj->byxc", ry, flow, rx)
+    return flow
+
+
+@functools.lru_cache(maxsize=8)
+def _interp_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) linear-interpolation weights from n_in samples spanning the same end points."""
+    if n_in == n_out:
+        return np.eye(n_out, dtype=np.float32)
+    pos = np.linspace(0, n_in - 1, n_out)
+    i0 = np.minimum(np.floor(pos).astype(int), n_in - 2)
+    frac = pos - i0
+    m = np.zeros((n_out, n_in), dtype=np.float32)
+    m[np.arange(n_out), i0] = 1 - frac
+    m[np.arange(n_out), i0 + 1] = frac
+    return m
+
+
+def _solve_tps(c: tf.Tensor, v: tf.Tensor, regularization: float) -> tf.Tensor:
+    """Weights (B, N+3, 2) ``[w; a]`` of the spline of displacements (c_i -> v_i - c_i)."""
+    c64, v64 = tf.cast(c, tf.float64), tf.cast(v, tf.float64)
+    n = tf.shape(c64)[1]
+    d2 = tf.reduce_sum((c64[:, :, None] - c64[:, None, :]) ** 2, axis=-1)
+    k = _tps_kernel(d2) + regularization * tf.eye(n, dtype=tf.float64)
+    p = tf.concat([tf.ones_like(c64[..., :1]), c64], axis=-1)  # (B, N, 3)
+    top = tf.concat([k, p], axis=2)
+    bottom = tf.concat([tf.transpose(p, [0, 2, 1]), tf.zeros_like(k[:, :3, :3])], axis=2)
+    system = tf.concat([top, bottom], axis=1)  # (B, N+3, N+3)
+    # fit the displacement v - c, not the position v: same spline minus the identity, but its
+    # weights scale with the motion, so float32 evaluation does not cancel large terms
+    rhs = tf.concat([v64 - c64, tf.zeros_like(v64[:, :3])], axis=1)  # (B, N+3, 2)
+    return tf.cast(tf.linalg.solve(system, rhs), tf.float32)
+
+
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _evaluate(g: tf.Tensor, c: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+    """Displacement f(p) - p at the (M, 2) grid points ``g``: U(|p - c|) @ w + [1 p] @ a.
+
+    XLA-compiled: it fuses the (B, M, N) distance/log/product chain into one pass, 3x faster on
+    CPU than op-by-op (about 8 ms instead of 30 ms for 256x256 and 100 points).
+    """
+    # direct differences, not |p|² + |c|² - 2 p·c: no cancellation near the control points, and
+    # XLA fuses the (B, M, N, 2) difference into the kernel without storing it
+    d = g[None, :, None, :] - c[:, None, :, :]
+    r2 = tf.reduce_sum(d * d, axis=-1)
+    n = tf.shape(c)[1]
+    f = tf.matmul(_tps_kernel(r2), weights[:, :n])  # (B, M, 2)
+    aff = weights[:, n:]  # (B, 3, 2)
+    return f + aff[:, :1] + tf.einsum("md,bde->bme", g, aff[:, 1:])
+
+
+# --------------------------------------------------------------------------------------------
+# Heatmaps
+# --------------------------------------------------------------------------------------------
+
+
+def keypoint_heatmaps(kp, height: int, width: int, sigma: float | None = None) -> tf.Tensor:
+    """Gaussian heatmaps of keypoints, one channel per keypoint.
+
+    ``H[b, y, x, i] = exp(-|(x, y) - kp[b, i]|² / (2 σ²))`` (peak 1 at the keypoint).
+
+    Args:
+        kp: (N, 2) or (B, N, 2) (x, y) pixels.
+        height, width: heatmap size.
+        sigma: Gaussian width in pixels; default ``0.02 * max(height, width)`` (5 px at 256,
+            about the spacing of neighbouring face landmarks).
+
+    Returns:
+        (B, H, W, N) float32; differentiable wrt ``kp``.
+    """
+    k = tf.convert_to_tensor(kp, dtype=tf.float32)
+    if k.shape.rank == 2:
+        k = k[None]
+    s = 0.02 * max(height, width) if sigma is None else float(sigma)
+    ys = tf.range(height, dtype=tf.float32)[None, :, None, None]
+    xs = tf.range(width, dtype=tf.float32)[None, None, :, None]
+    dx2 = (xs - k[:, None, None, :, 0]) ** 2  # (B, 1, W, N)
+    dy2 = (ys - k[:, None, None, :, 1]) ** 2  # (B, H, 1, N)
+    return tf.exp(-(dx2 + dy2) / (2.0 * s * s))

@@ -1,0 +1,189 @@
+"""Motion: relative/absolute transfer, thin-plate-spline flow, heatmaps."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from didlearn import motion
+from didlearn.flow import warp
+
+
+@pytest.fixture(scope="module")
+def face_kp():
+    """68 distinct integer keypoints, about 8 px apart (like landmarks), inside a 128x128 frame."""
+    rng = np.random.default_rng(0)
+    gy, gx = np.mgrid[30:100:8, 30:102:8]
+    grid = np.stack([gx.ravel(), gy.ravel()], 1)[:68]
+    return (grid + rng.integers(-1, 2, grid.shape)).astype(np.float32)
+
+
+def reference_tps(ks, kp, height, width):
+    """Float64 NumPy thin-plate spline (the textbook formula, pixels, anchors included)."""
+    anchors = motion.border_anchors(height, width).astype(np.float64)
+    c = np.concatenate([kp, anchors]).astype(np.float64)
+    v = np.concatenate([ks, anchors]).astype(np.float64)
+    n = len(c)
+
+    def u(r2):
+        return r2 * np.log(np.where(r2 > 0, r2, 1.0))
+
+    system = np.zeros((n + 3, n + 3))
+    system[:n, :n] = u(((c[:, None] - c[None]) ** 2).sum(-1))
+    system[:n, n] = 1.0
+    system[:n, n + 1 :] = c
+    system[n:, :n] = system[:n, n:].T
+    sol = np.linalg.solve(system, np.concatenate([v, np.zeros((3, 2))]))
+    ys, xs = np.mgrid[0:height, 0:width]
+    p = np.stack([xs, ys], -1).reshape(-1, 2).astype(np.float64)
+    f = u(((p[:, None] - c[None]) ** 2).sum(-1)) @ sol[:n] + sol[n] + p @ sol[n + 1 :]
+    return (f - p).reshape(height, width, 2)
+
+
+def test_tps_matches_a_float64_reference(face_kp):
+    rng = np.random.default_rng(5)
+    kp = face_kp + rng.normal(0, 2, face_kp.shape).astype(np.float32)
+    got = motion.tps_flow(face_kp, kp, 72, 96).numpy()[0]
+    np.testing.assert_allclose(got, reference_tps(face_kp, kp, 72, 96), atol=1e-2)
+
+
+def test_tps_passes_exactly_through_its_control_points(face_kp):
+    rng = np.random.default_rng(1)
+    kp = face_kp + rng.integers(-4, 5, face_kp.shape).astype(np.float32)
+    ks = kp + rng.integers(-4, 5, kp.shape).astype(np.float32)
+    flow = motion.tps_flow(ks, kp, 129, 129).numpy()  # 129: the 8 anchors per side are pixels
+    assert flow.shape == (1, 129, 129, 2) and flow.dtype == np.float32
+    at = flow[0, kp[:, 1].astype(int), kp[:, 0].astype(int)]
+    np.testing.assert_allclose(at, ks - kp, atol=0.01)
+    anchors = motion.border_anchors(129, 129)
+    assert np.array_equal(anchors, np.round(anchors)) and len(anchors) == 32
+    anchors = anchors.astype(int)
+    np.testing.assert_allclose(flow[0, anchors[:, 1], anchors[:, 0]], 0.0, atol=0.01)
+
+
+def test_tps_zero_motion_gives_zero_flow(face_kp):
+    for anchors in (True, False):
+        flow = motion.tps_flow(face_kp, face_kp, 96, 128, anchors=anchors).numpy()
+        assert flow.shape == (1, 96, 128, 2)
+        assert np.abs(flow).max() < 1e-3
+
+
+def test_tps_without_anchors_reproduces_an_affine_motion(face_kp):
+    a = np.array([[1.05, 0.1], [-0.08, 0.95]], np.float32)
+    kp = face_kp @ a.T + np.array([3.0, -2.0], np.float32)
+    flow = motion.tps_flow(face_kp, kp, 128, 128, anchors=False).numpy()[0]
+    ys, xs = np.mgrid[0:128, 0:128].astype(np.float32)
+    p = np.stack([xs, ys], -1)
+    expected = (p - np.array([3.0, -2.0])) @ np.linalg.inv(a).T - p  # f = inverse affine
+    np.testing.assert_allclose(flow, expected, atol=0.01)
+
+
+def test_tps_warp_moves_a_dot_from_ks_to_kp():
+    ks = np.array([[40.0, 50.0], [80.0, 70.0], [60.0, 90.0]], np.float32)
+    kp = ks + np.array([[6.0, -4.0], [-5.0, 3.0], [0.0, 5.0]], np.float32)
+    ys, xs = np.mgrid[0:128, 0:128]
+    image = np.exp(-((xs - ks[0, 0]) ** 2 + (ys - ks[0, 1]) ** 2) / 8.0)[..., None].astype(
+        np.float32
+    )
+    out = warp(image[None], motion.tps_flow(ks, kp, 128, 128)).numpy()[0, ..., 0]
+    y, x = np.unravel_index(np.argmax(out), out.shape)
+    assert (x, y) == (46, 46)
+
+
+def test_tps_is_batched_and_differentiable(face_kp):
+    rng = np.random.default_rng(2)
+    ks = np.stack([face_kp, face_kp + 1.0])
+    kp = ks + rng.normal(0, 2, ks.shape).astype(np.float32)
+    both = motion.tps_flow(ks, kp, 64, 64).numpy()
+    one = motion.tps_flow(ks[1], kp[1], 64, 64).numpy()
+    np.testing.assert_allclose(both[1], one[0], atol=1e-3)
+    var = tf.Variable(kp)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(motion.tps_flow(ks, var, 64, 64) ** 2)
+    grad = tape.gradient(loss, var).numpy()
+    assert np.isfinite(grad).all() and np.abs(grad).sum() > 0
+    fn = tf.function(lambda a, b: motion.tps_flow(a, b, 64, 64))
+    np.testing.assert_allclose(fn(ks, kp).numpy(), both, atol=1e-2)
+
+
+def test_tps_coarse_step_approximates_the_full_spline(face_kp):
+    kp = face_kp + np.array([2.0, -1.0], np.float32)
+    kp[:10] += 3.0
+    full = motion.tps_flow(face_kp, kp, 128, 128).numpy()
+    coarse = motion.tps_flow(face_kp, kp, 128, 128, step=4).numpy()
+    assert coarse.shape == full.shape
+    err = np.linalg.norm(coarse - full, axis=-1)
+    assert err.mean() < 0.1
+    np.testing.assert_allclose(coarse[0, ::127, ::127], full[0, ::127, ::127], atol=1e-3)
+
+
+def test_tps_survives_coinciding_keypoints(face_kp):
+    kp = face_kp.copy()
+    kp[1] = kp[0]  # e.g. a closed mouth: upper and lower inner lip on the same pixel
+    flow = motion.tps_flow(face_kp, kp, 64, 64, regularization=1e-6).numpy()
+    assert np.isfinite(flow).all()
+
+
+def test_zero_driving_motion_transfers_to_zero_motion(face_kp):
+    rng = np.random.default_rng(3)
+    kd0 = rng.uniform(0, 50, (68, 2)).astype(np.float32)
+    out = motion.transfer_relative(face_kp, np.stack([kd0, kd0]), kd0, rotation=True)
+    np.testing.assert_allclose(out, np.stack([face_kp, face_kp]), atol=1e-4)
+
+
+def test_relative_transfer_normalises_scale(face_kp):
+    kd0 = 0.5 * face_kp + 7.0  # the driving face is half as big
+    kd = kd0.copy()
+    kd[5] += np.array([2.0, -1.0])
+    out = motion.transfer_relative(face_kp, kd, kd0)
+    expected = face_kp.copy()
+    expected[5] += np.array([4.0, -2.0])  # the displacement doubles, nothing else moves
+    np.testing.assert_allclose(out, expected, atol=1e-3)
+
+
+def test_relative_transfer_can_normalise_rotation(face_kp):
+    rot = np.array([[0.0, -1.0], [1.0, 0.0]])  # driving face filmed turned by 90 degrees
+    kd0 = (face_kp @ rot.T).astype(np.float32)
+    kd = kd0.copy()
+    kd[:, 1] += 3.0  # moves "down" in the driving frame = towards -x... in the face's frame
+    out = motion.transfer_relative(face_kp, kd, kd0, rotation=True)
+    np.testing.assert_allclose(out - face_kp, np.tile([3.0, 0.0], (68, 1)), atol=1e-3)
+    plain = motion.transfer_relative(face_kp, kd, kd0)
+    np.testing.assert_allclose(plain - face_kp, np.tile([0.0, 3.0], (68, 1)), atol=1e-3)
+
+
+def test_absolute_transfer_takes_the_driving_shape(face_kp):
+    rng = np.random.default_rng(4)
+    other = (face_kp + rng.normal(0, 5, face_kp.shape)).astype(np.float32)  # another identity
+    kd0 = 0.5 * other + 10.0
+    aligned = motion.transfer_absolute(face_kp, kd0)
+    s, r, t = motion.umeyama(other, face_kp)
+    np.testing.assert_allclose(aligned, s * other @ r.T + t, atol=1e-3)  # the other's shape
+    rel = motion.transfer_relative(face_kp, kd0, kd0)
+    np.testing.assert_allclose(rel, face_kp, atol=1e-4)  # relative keeps the photo's shape
+    seq = motion.transfer_absolute(face_kp, np.stack([kd0, kd0 + 1.0]))
+    np.testing.assert_allclose(seq[1] - seq[0], np.tile(2 * s * r @ np.ones(2), (68, 1)), atol=1e-3)
+
+
+def test_umeyama_recovers_a_similarity(face_kp):
+    angle = 0.3
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    dst = 1.7 * face_kp @ rot.T + np.array([5.0, -3.0])
+    s, r, t = motion.umeyama(face_kp, dst)
+    assert s == pytest.approx(1.7, rel=1e-6)
+    np.testing.assert_allclose(r, rot, atol=1e-6)
+    np.testing.assert_allclose(t, [5.0, -3.0], atol=1e-4)
+
+
+def test_hull_area():
+    square = np.array([[0, 0], [10, 0], [10, 10], [0, 10], [5, 5]], np.float32)
+    assert motion.hull_area(square) == pytest.approx(100.0)
+
+
+def test_keypoint_heatmaps_peak_at_the_keypoints():
+    kp = np.array([[[10.0, 20.0], [30.5, 5.0]]], np.float32)
+    maps = motion.keypoint_heatmaps(kp, 32, 40, sigma=2.0).numpy()
+    assert maps.shape == (1, 32, 40, 2)
+    assert maps[0, 20, 10, 0] == pytest.approx(1.0)
+    y, x = np.unravel_index(np.argmax(maps[0, ..., 1]), (32, 40))
+    assert (y, x) in {(5, 30), (5, 31)}
+    assert maps[0, 20, 12, 0] == pytest.approx(np.exp(-4 / 8), rel=1e-5)
