@@ -187,3 +187,96 @@ def test_keypoint_heatmaps_peak_at_the_keypoints():
     y, x = np.unravel_index(np.argmax(maps[0, ..., 1]), (32, 40))
     assert (y, x) in {(5, 30), (5, 31)}
     assert maps[0, 20, 12, 0] == pytest.approx(np.exp(-4 / 8), rel=1e-5)
+
+
+# --------------------------------------------------------------------------------------------
+# Chapter 3 widget callbacks (didlearn.widgets.motion), without a browser
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def puppet():
+    """A synthetic face crop and its 68 landmarks (the portrait's, mapped into a 128 crop)."""
+    from didlearn import faces
+    from didlearn.data import sample_portrait
+
+    photo = sample_portrait()
+    crop = faces.crop_face(photo, faces.face_landmarks(photo), size=128)
+    return crop.image, crop.to_crop(faces.face_landmarks(photo))
+
+
+def test_puppet_defaults_do_nothing(puppet):
+    from didlearn.widgets import motion as wm
+
+    image, kp = puppet
+    np.testing.assert_array_equal(wm.move_landmarks(kp), kp)
+    res = wm.puppet_frame(image, kp)
+    assert np.abs(res["flow"]).max() < 1e-3
+    np.testing.assert_allclose(res["warped"], image, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("slider", "value", "group", "axis", "sign"),
+    [
+        ("eyebrows", 8.0, slice(17, 27), 1, -1),  # up
+        ("jaw", 10.0, slice(56, 59), 1, +1),  # lower lip down
+        ("turn", 20.0, slice(27, 36), 0, +1),  # nose to the image's right
+        ("nod", 15.0, slice(27, 36), 1, +1),  # nose down
+    ],
+)
+def test_puppet_sliders_move_their_group(puppet, slider, value, group, axis, sign):
+    from didlearn.widgets import motion as wm
+
+    _, kp = puppet
+    moved = wm.move_landmarks(kp, **{slider: value})
+    shift = (moved - kp)[group, axis].mean()
+    assert sign * shift > 1.0
+    if slider in ("eyebrows", "jaw"):
+        others = np.ones(68, bool)
+        others[group] = False
+        others[0:17] = slider != "jaw"  # the jaw slider moves the jaw line too
+        others[48:68] &= slider != "jaw"
+        assert np.abs(moved[others] - kp[others]).max() == 0
+
+
+def test_puppet_eyelids_close_and_mouth_corners_smile(puppet):
+    from didlearn.widgets import motion as wm
+
+    _, kp = puppet
+    closed = wm.move_landmarks(kp, eyelids=1.0)
+    gap = lambda p: np.abs(p[41, 1] - p[37, 1])  # noqa: E731
+    assert gap(closed) < 0.3 * gap(kp)
+    smile = wm.move_landmarks(kp, mouth_corners=6.0)
+    assert smile[48, 1] < kp[48, 1] and smile[54, 1] < kp[54, 1]
+    assert smile[54, 0] - smile[48, 0] > kp[54, 0] - kp[48, 0]
+
+
+def test_puppet_frame_warps_and_renders(puppet):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from didlearn.widgets import motion as wm
+
+    image, kp = puppet
+    res = wm.puppet_frame(image, kp, jaw=10.0)
+    assert res["flow"].shape == (128, 128, 2) and res["warped"].shape == image.shape
+    i = 57  # lower lip: at its new position the flow reads back where it was
+    x, y = np.round(res["moved"][i]).astype(int)
+    np.testing.assert_allclose(res["flow"][y, x], kp[i] - res["moved"][i], atol=0.6)
+    assert np.abs(res["warped"] - image).max() > 0.05
+    assert np.abs(res["warped"][:8] - image[:8]).max() < 0.02  # the top border stays
+    fig = wm.render_puppet(image, kp, turn=10.0)
+    assert len(fig.axes) == 3
+    with pytest.raises(ValueError, match="unknown slider"):
+        wm.move_landmarks(kp, wink=1.0)
+
+
+def test_puppet_widget_builds():
+    pytest.importorskip("ipywidgets")
+    from didlearn.widgets import motion as wm
+
+    image = np.full((64, 64, 3), 0.5, np.float32)
+    rng = np.random.default_rng(0)
+    kp = rng.uniform(16, 48, (68, 2)).astype(np.float32)
+    box = wm.landmark_puppet_widget(image, kp)
+    assert len(box.children) == 3
