@@ -267,6 +267,46 @@ def _evaluate(g: tf.Tensor, c: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
     return f + aff[:, :1] + tf.einsum("md,bde->bme", g, aff[:, 1:])
 
 
+def warp_sequence(
+    image: np.ndarray,
+    source_kp: np.ndarray,
+    target_kps: np.ndarray,
+    batch: int = 8,
+    step: int = 1,
+    progress: bool = False,
+) -> np.ndarray:
+    """Animate a picture by thin-plate warping alone (the classical baseline, no network).
+
+    Args:
+        image: (H, W, 3) float32 picture (usually the face crop).
+        source_kp: (N, 2) its keypoints ``ks``.
+        target_kps: (T, N, 2) keypoints per output frame (e.g. :func:`transfer_relative`).
+        batch: frames per TensorFlow call (bounds memory: B x H x W x (N + 32) floats).
+        step: see :func:`tps_flow`.
+        progress: show a tqdm bar.
+
+    Returns:
+        (T, H, W, 3) float32 frames in [0, 1].
+    """
+    from .flow import warp
+
+    img = tf.convert_to_tensor(np.asarray(image, dtype=np.float32))[None]
+    h, w = int(img.shape[1]), int(img.shape[2])
+    kps = np.asarray(target_kps, dtype=np.float32)
+    starts = range(0, len(kps), batch)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="TPS warp", unit="batch")
+    out = []
+    for i in starts:
+        kp = kps[i : i + batch]
+        flow = tps_flow(np.broadcast_to(source_kp, kp.shape), kp, h, w, step=step)
+        frames = warp(tf.repeat(img, len(kp), axis=0), flow)
+        out.append(np.clip(frames.numpy(), 0.0, 1.0))
+    return np.concatenate(out).astype(np.float32)
+
+
 # --------------------------------------------------------------------------------------------
 # Heatmaps
 # --------------------------------------------------------------------------------------------

@@ -280,3 +280,15 @@ def test_puppet_widget_builds():
     kp = rng.uniform(16, 48, (68, 2)).astype(np.float32)
     box = wm.landmark_puppet_widget(image, kp)
     assert len(box.children) == 3
+
+
+def test_warp_sequence_is_the_batched_tps_warp(face_kp):
+    rng = np.random.default_rng(6)
+    image = rng.uniform(0, 1, (128, 128, 3)).astype(np.float32)
+    kps = face_kp + rng.normal(0, 1.5, (5, 68, 2)).astype(np.float32)
+    frames = motion.warp_sequence(image, face_kp, kps, batch=2)
+    assert frames.shape == (5, 128, 128, 3) and frames.dtype == np.float32
+    one = warp(image[None], motion.tps_flow(face_kp, kps[3], 128, 128)).numpy()[0]
+    np.testing.assert_allclose(frames[3], np.clip(one, 0, 1), atol=1e-4)
+    still = motion.warp_sequence(image, face_kp, face_kp[None])
+    np.testing.assert_allclose(still[0], image, atol=1e-3)
