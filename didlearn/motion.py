@@ -267,6 +267,24 @@ def _evaluate(g: tf.Tensor, c: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
     return f + aff[:, :1] + tf.einsum("md,bde->bme", g, aff[:, 1:])
 
 
+def area_ratio(flow) -> np.ndarray:
+    """Local area change of the backward warp ``p -> p + flow(p)``: ``det(I + ∇flow)``.
+
+    Args:
+        flow: (H, W, 2) or (B, H, W, 2) backward flow in pixels.
+
+    Returns:
+        (H, W) or (B, H, W) float32: the photo area one output pixel reads. 1 = rigid; < 1 = the
+        photo is stretched (magnified: a mouth opening wider than in the photo); > 1 = squeezed;
+        <= 0 = the map folds over itself (two places read the same pixels — a warp cannot show
+        what was hidden).
+    """
+    f = np.asarray(flow, dtype=np.float32)
+    dudy, dudx = np.gradient(f[..., 0], axis=(-2, -1))
+    dvdy, dvdx = np.gradient(f[..., 1], axis=(-2, -1))
+    return ((1 + dudx) * (1 + dvdy) - dudy * dvdx).astype(np.float32)
+
+
 def warp_sequence(
     image: np.ndarray,
     source_kp: np.ndarray,

@@ -292,3 +292,13 @@ def test_warp_sequence_is_the_batched_tps_warp(face_kp):
     np.testing.assert_allclose(frames[3], np.clip(one, 0, 1), atol=1e-4)
     still = motion.warp_sequence(image, face_kp, face_kp[None])
     np.testing.assert_allclose(still[0], image, atol=1e-3)
+
+
+def test_area_ratio_of_rigid_zoom_and_fold():
+    ys, xs = np.mgrid[0:32, 0:32].astype(np.float32)
+    shift = np.stack([np.full_like(xs, 3.0), np.full_like(ys, -2.0)], -1)
+    np.testing.assert_allclose(motion.area_ratio(shift), 1.0, atol=1e-6)
+    zoom = np.stack([-0.5 * (xs - 16), -0.5 * (ys - 16)], -1)  # reads half: magnifies 2x
+    np.testing.assert_allclose(motion.area_ratio(zoom[None]), 0.25, atol=1e-6)
+    fold = np.stack([-2.0 * (xs - 16), np.zeros_like(ys)], -1)  # x -> -x: mirrored
+    assert (motion.area_ratio(fold) < 0).all()
