@@ -115,6 +115,55 @@ def tps_speed(size: int = 256) -> list[dict]:
     return rows
 
 
+def tps_accuracy(size: int = 256) -> list[dict]:
+    """Error of the coarse evaluation (step) against step 1 on the real transfer of the clip."""
+    from didlearn.data import sample_portrait
+
+    photo = sample_portrait()
+    lm = faces.face_landmarks(photo)
+    crop = faces.crop_face(photo, lm, size=size)
+    ks = crop.to_crop(lm)
+    video = read_video(sample_driving_video())
+    kd = faces.track_landmarks(video.frames, fps=video.fps).landmarks
+    kp = motion.transfer_relative(ks, kd, kd[0])[::4]
+    src = np.broadcast_to(ks, kp.shape)
+    full = motion.tps_flow(src, kp, size, size).numpy()
+    rows = []
+    for step in (2, 4, 8):
+        err = np.linalg.norm(
+            motion.tps_flow(src, kp, size, size, step=step).numpy() - full, axis=-1
+        )
+        rows.append(
+            dict(
+                step=step,
+                mean=float(err.mean()),
+                p99=float(np.percentile(err, 99)),
+                max=float(err.max()),
+            )
+        )
+    return rows
+
+
+def end_to_end(size: int = 256, batch: int = 8) -> dict:
+    """TPS-only animation of the portrait by the clip: tracking + transfer + TPS + warp."""
+    from didlearn.data import sample_portrait
+
+    photo = sample_portrait()
+    lm = faces.face_landmarks(photo)
+    crop = faces.crop_face(photo, lm, size=size)
+    ks = crop.to_crop(lm)
+    video = read_video(sample_driving_video())
+    out = {}
+    for step in (1, 4):
+        motion.warp_sequence(crop.image, ks, np.repeat(ks[None], batch, 0), batch=batch, step=step)
+        t0 = time.perf_counter()
+        kd = faces.track_landmarks(video.frames, fps=video.fps).landmarks
+        kp = motion.transfer_relative(ks, kd, kd[0])
+        motion.warp_sequence(crop.image, ks, kp, batch=batch, step=step)
+        out[step] = len(kp) / (time.perf_counter() - t0)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=120)
@@ -139,6 +188,16 @@ def main() -> None:
     print(f"{'mode':12s} {'batch':>5s} {'step':>4s} {'ms/frame':>9s}")
     for r in tps_speed():
         print(f"{r['mode']:12s} {r['batch']:5d} {r['step']:4d} {r['ms']:9.2f}")
+
+    print("\nCoarse TPS evaluation vs step 1 (portrait driven by the clip), error in px")
+    print(f"{'step':>4s} {'mean':>7s} {'p99':>7s} {'max':>7s}")
+    for r in tps_accuracy():
+        print(f"{r['step']:4d} {r['mean']:7.3f} {r['p99']:7.3f} {r['max']:7.2f}")
+
+    e2e = end_to_end()
+    print("\nTPS-only animation, 256x256 (track + transfer + TPS + warp, batch 8, eager)")
+    for step, fps in e2e.items():
+        print(f"  step {step}: {fps:6.1f} frames/s")
 
 
 if __name__ == "__main__":
