@@ -363,19 +363,24 @@ def match_features(
     image_b: np.ndarray,
     layer: str = "block4_conv3",
     mutual: bool = True,
+    ratio: float | None = 0.9,
     weights: str = "hed",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Nearest neighbours of deep features between two images (cosine similarity).
 
     Every feature vector of ``image_a`` at ``layer`` is matched to its most similar vector of
     ``image_b``; with ``mutual`` only pairs that are each other's nearest neighbour are kept.
+    With ``ratio`` (Lowe's ratio test) only *distinctive* matches are kept: the feature distance
+    to the best candidate must be below ``ratio`` times the distance to the second best. Flat
+    regions (sky, walls) give many near-identical candidates and fail it.
 
     Args:
         image_a, image_b: RGB ``(H, W, 3)`` in [0, 1] (sizes may differ).
 
     Returns:
         ``(points_a (N, 2), points_b (N, 2), similarity (N,))``: (x, y) pixel coordinates of the
-        feature cells' centres in each image, best matches first.
+        feature cells' centres in each image, most distinctive first (lowest distance ratio; by
+        similarity when ``ratio`` is None).
     """
     extract = feature_extractor((layer,), weights)
     maps = [extract(img)[0][0].numpy() for img in (image_a, image_b)]
@@ -387,11 +392,19 @@ def match_features(
     sim = fa @ fb.T  # (ha*wa, hb*wb)
     best_b = sim.argmax(axis=1)
     idx_a = np.arange(len(fa))
+    # Distance between unit vectors: |u - v| = sqrt(2 - 2 cos); the ratio compares best/second.
+    two_best = -np.partition(-sim, 1, axis=1)[:, :2]
+    dist = np.sqrt(np.maximum(2.0 - 2.0 * two_best, 0.0))
+    rank = dist[:, 0] / np.maximum(dist[:, 1], 1e-8) if ratio is not None else -sim.max(axis=1)
+    keep = np.ones(len(fa), dtype=bool)
     if mutual:
-        idx_a = idx_a[sim.argmax(axis=0)[best_b] == idx_a]
+        keep &= sim.argmax(axis=0)[best_b] == idx_a
+    if ratio is not None:
+        keep &= rank < ratio
+    idx_a = idx_a[keep]
     idx_b = best_b[idx_a]
     score = sim[idx_a, idx_b]
-    order = np.argsort(-score)
+    order = np.argsort(rank[idx_a], kind="stable")
     idx_a, idx_b, score = idx_a[order], idx_b[order], score[order]
 
     def centres(idx: np.ndarray, w: int, image: np.ndarray, h: int) -> np.ndarray:

@@ -223,9 +223,14 @@ def test_receptive_field_and_first_layer_filters():
 def test_match_features_recovers_a_known_shift():
     image = _portrait(128)
     shifted = np.roll(image, (8, 16), axis=(0, 1))  # content moves +16 px in x, +8 px in y
-    pa, pb, score = features.match_features(image, shifted, layer="block3_conv3")
-    assert len(pa) > 50 and np.all(np.diff(score) <= 0)
+    pa, pb, score = features.match_features(image, shifted, layer="block3_conv3", ratio=None)
+    assert len(pa) > 50 and np.all(np.diff(score) <= 0)  # by similarity
     np.testing.assert_allclose(np.median(pb - pa, axis=0), [16, 8])
+    # The ratio test keeps fewer, more reliable matches.
+    qa, qb, _ = features.match_features(image, shifted, layer="block3_conv3", ratio=0.8)
+    assert 20 < len(qa) < len(pa)
+    right = lambda a, b: np.mean(np.all(b - a == [16, 8], axis=1))  # noqa: E731
+    assert right(qa, qb) >= right(pa, pb) and right(qa, qb) > 0.9
 
 
 def test_feature_map_widget_callbacks():
