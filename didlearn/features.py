@@ -346,16 +346,19 @@ def receptive_field(layer: str, weights: str = "hed") -> tuple[int, int]:
     raise ValueError(f"no layer named {layer!r} in the {weights} backbone")
 
 
-def first_layer_filters(weights: str = "hed") -> np.ndarray:
+def first_layer_filters(weights: str = "hed", per_filter: bool = True) -> np.ndarray:
     """The 64 RGB filters of ``block1_conv1`` as images ``(64, 3, 3, 3)`` in [0, 1].
 
-    The kernel is stored for BGR input, so the channels are flipped back to RGB; each filter is
-    scaled by the largest absolute weight of all filters so that grey (0.5) means weight 0.
+    The kernel is stored for BGR input, so the channels are flipped back to RGB. Grey (0.5)
+    means weight 0; each filter is scaled by its own largest absolute weight (``per_filter``,
+    shows every pattern at full contrast) or by that of all filters (compares strengths).
     """
     model = vgg16_backbone() if weights == "hed" else vgg19_imagenet()
     kernel = model.get_layer("block1_conv1").get_weights()[0][:, :, ::-1, :]  # (3, 3, RGB, 64)
     images = np.transpose(kernel, (3, 0, 1, 2))
-    return (0.5 + 0.5 * images / np.abs(images).max()).astype(np.float32)
+    axes = (1, 2, 3) if per_filter else (0, 1, 2, 3)
+    peak = np.maximum(np.abs(images).max(axis=axes, keepdims=True), 1e-12)
+    return (0.5 + 0.5 * images / peak).astype(np.float32)
 
 
 def match_features(
@@ -364,6 +367,7 @@ def match_features(
     layer: str = "block4_conv3",
     mutual: bool = True,
     ratio: float | None = 0.9,
+    border: float = 0.0,
     weights: str = "hed",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Nearest neighbours of deep features between two images (cosine similarity).
@@ -372,7 +376,9 @@ def match_features(
     ``image_b``; with ``mutual`` only pairs that are each other's nearest neighbour are kept.
     With ``ratio`` (Lowe's ratio test) only *distinctive* matches are kept: the feature distance
     to the best candidate must be below ``ratio`` times the distance to the second best. Flat
-    regions (sky, walls) give many near-identical candidates and fail it.
+    regions (sky, walls) give many near-identical candidates and fail it. ``border`` drops
+    matches closer than that many pixels to an edge of either image: zero padding makes border
+    cells look artificially distinctive.
 
     Args:
         image_a, image_b: RGB ``(H, W, 3)`` in [0, 1] (sizes may differ).
@@ -412,4 +418,12 @@ def match_features(
         sy, sx = image.shape[0] / h, image.shape[1] / w
         return np.stack([(idx % w + 0.5) * sx, (idx // w + 0.5) * sy], axis=1).astype(np.float32)
 
-    return centres(idx_a, wa, image_a, ha), centres(idx_b, wb, image_b, hb), score
+    pa, pb = centres(idx_a, wa, image_a, ha), centres(idx_b, wb, image_b, hb)
+    inside = _inside(pa, image_a.shape, border) & _inside(pb, image_b.shape, border)
+    return pa[inside], pb[inside], score[inside]
+
+
+def _inside(points: np.ndarray, shape: tuple[int, ...], border: float) -> np.ndarray:
+    """Which (x, y) points are at least ``border`` pixels inside an image of ``shape``."""
+    x, y = points[:, 0], points[:, 1]
+    return (x >= border) & (y >= border) & (x <= shape[1] - border) & (y <= shape[0] - border)

@@ -218,6 +218,13 @@ def test_receptive_field_and_first_layer_filters():
     assert features.receptive_field("block5_conv3") == (196, 16)
     filters = features.first_layer_filters()
     assert filters.shape == (64, 3, 3, 3) and filters.min() >= 0 and filters.max() <= 1
+    # Per-filter scaling: every filter reaches 0 or 1 somewhere; global scaling: only one does.
+    assert np.allclose(np.abs(filters - 0.5).max(axis=(1, 2, 3)), 0.5)
+    shared = features.first_layer_filters(per_filter=False)
+    assert np.sum(np.isclose(np.abs(shared - 0.5).max(axis=(1, 2, 3)), 0.5)) == 1
+    kernel = features.vgg16_backbone().get_layer("block1_conv1").get_weights()[0]
+    expected = 0.5 * kernel[:, :, 2, 7] / np.abs(kernel).max()  # RGB channel 0 = BGR channel 2
+    np.testing.assert_allclose(shared[7, :, :, 0] - 0.5, expected, atol=1e-6)
 
 
 def test_match_features_recovers_a_known_shift():
@@ -231,6 +238,8 @@ def test_match_features_recovers_a_known_shift():
     assert 20 < len(qa) < len(pa)
     right = lambda a, b: np.mean(np.all(b - a == [16, 8], axis=1))  # noqa: E731
     assert right(qa, qb) >= right(pa, pb) and right(qa, qb) > 0.9
+    ba, bb, _ = features.match_features(image, shifted, layer="block3_conv3", border=20)
+    assert len(ba) > 0 and ba.min() >= 20 and bb.min() >= 20 and max(ba.max(), bb.max()) <= 108
 
 
 def test_feature_map_widget_callbacks():
