@@ -1,0 +1,297 @@
+"""The ``didlearn`` command line: animate a photo, run the demo, list the motion templates.
+
+::
+
+    didlearn animate PHOTO (--driving VIDEO | --template NAME) -o OUT.mp4 [--gif] [--size 256]
+                     [--absolute] [--no-paste-back] [--face N] [--fine-tune STEPS] [--overwrite]
+    didlearn demo [-o DIR]
+    didlearn templates
+
+User errors (a missing or unreadable file, no face, an existing output) print one line
+``error: <what was wrong and what to do>`` on stderr and exit with status 1 (2 for a malformed
+command line, as argparse does); no traceback, and no output file is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+EXIT_USER_ERROR = 1
+EXIT_USAGE = 2
+#: photos are scaled down to this longest side: the face crop is 256 px anyway, and a 12 MP
+#: whole-photo video would be slow to encode and to play
+MAX_PHOTO_SIDE = 2048
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="didlearn",
+        description="Bring a portrait to life with the motion of a driving video or a template.",
+    )
+    parser.add_argument("--version", action="version", version=f"didlearn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    anim = sub.add_parser(
+        "animate",
+        help="animate a photo with a driving video or a motion template",
+        description="Animate the face of PHOTO and write an H.264 MP4 (with the driving "
+        "video's audio).",
+    )
+    anim.add_argument("photo", metavar="PHOTO", help="portrait (JPEG, PNG, WebP, ...)")
+    source = anim.add_mutually_exclusive_group(required=True)
+    source.add_argument("--driving", metavar="VIDEO", help="driving video of a talking face")
+    source.add_argument(
+        "--template", metavar="NAME", help="motion template (see `didlearn templates`)"
+    )
+    anim.add_argument("-o", "--output", metavar="OUT.mp4", required=True, help="output video")
+    anim.add_argument("--gif", action="store_true", help="also write OUT.gif (small, half rate)")
+    anim.add_argument("--size", type=int, default=256, help="face crop resolution (default 256)")
+    anim.add_argument(
+        "--absolute", action="store_true", help="absolute motion transfer (default: relative)"
+    )
+    anim.add_argument(
+        "--no-paste-back",
+        dest="paste_back",
+        action="store_false",
+        help="output the animated face crop instead of the whole photo",
+    )
+    anim.add_argument("--face", type=int, default=0, metavar="N", help="face number (0 = best)")
+    anim.add_argument(
+        "--fine-tune",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="fine-tune the model on the photo for STEPS steps first (slower, better identity)",
+    )
+    anim.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    anim.add_argument(
+        "--intensity", type=float, default=1.0, help="motion scale (default 1; 0 = still)"
+    )
+    anim.add_argument(
+        "--method",
+        default="auto",
+        choices=("auto", "model", "thin_plate", "piecewise_affine", "similarity", "still"),
+        help="renderer (default auto: the trained model, else thin-plate warping)",
+    )
+    anim.add_argument(
+        "--duration", type=float, default=4.0, help="template length in seconds (default 4)"
+    )
+    anim.add_argument("--fps", type=float, default=25.0, help="template frame rate (default 25)")
+    anim.add_argument("--max-frames", type=int, default=None, help="use at most N driving frames")
+    anim.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    demo = sub.add_parser(
+        "demo",
+        help="animate the bundled portrait with the bundled clip and a template",
+        description="Animate the bundled portrait with the bundled driving clip and with the "
+        "'idle' template; files in DIR are replaced.",
+    )
+    demo.add_argument("-o", "--output", metavar="DIR", default="didlearn-demo")
+    demo.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    sub.add_parser("templates", help="list the motion templates")
+    return parser
+
+
+# --------------------------------------------------------------------------------------------
+# Commands
+# --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _native_stderr_to(sink) -> Iterator[None]:
+    """Send file descriptor 2 (where C++ libraries log) to ``sink`` for the duration."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        os.dup2(sink.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow and initialise its devices without the C++ start-up log lines.
+
+    TensorFlow 2.21 logs (oneDNN notes, "could not find cuda drivers", cuInit) through absl
+    before ``TF_CPP_MIN_LOG_LEVEL`` takes effect; for a command-line user they are noise. If the
+    import fails, what TensorFlow printed is shown.
+    """
+    if os.environ.get("DIDLEARN_TF_LOGS"):  # for debugging: keep TensorFlow's own logging
+        import tensorflow  # noqa: F401
+
+        return
+    with tempfile.TemporaryFile(mode="w+") as sink:
+        try:
+            with _native_stderr_to(sink):
+                import tensorflow as tf
+
+                tf.config.list_logical_devices()  # device initialisation logs here
+        except BaseException:
+            sink.seek(0)
+            sys.stderr.write(sink.read())
+            raise
+
+
+def _positive(value: float, name: str) -> None:
+    from .errors import DidlearnError
+
+    if not value > 0:
+        raise DidlearnError(f"{name} must be positive, got {value}.")
+
+
+def _load_photo(path: str):
+    import cv2
+
+    from .data import load_image
+
+    photo = load_image(path)
+    h, w = photo.shape[:2]
+    if max(h, w) > MAX_PHOTO_SIDE:
+        s = MAX_PHOTO_SIDE / max(h, w)
+        photo = cv2.resize(photo, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+    return photo
+
+
+def _check_template(name: str) -> None:
+    from .errors import DidlearnError
+    from .templates import list_templates
+
+    if name not in list_templates():
+        raise DidlearnError(
+            f"unknown template '{name}': choose one of {', '.join(list_templates())} "
+            "(`didlearn templates` describes them)."
+        )
+
+
+def _report(animator, paths: list[Path], seconds: float, quiet: bool) -> None:
+    rep = animator.fps_report()
+    for p in paths:
+        print(p)
+    if not quiet:
+        stages = ", ".join(f"{k[:-3]} {v:.1f}" for k, v in rep.items() if k.endswith("_ms"))
+        print(
+            f"{int(animator.timings.get('frames', 0))} frames with '{animator.method}' in "
+            f"{seconds:.1f} s; {rep['fps']:.1f} frames/s animating (ms per frame: {stages})",
+            file=sys.stderr,
+        )
+
+
+def animate_command(args: argparse.Namespace) -> int:
+    """``didlearn animate``: every input is checked before the long work starts."""
+    from . import animate, data
+
+    out = Path(args.output)
+    gif = out.with_suffix(".gif") if args.gif else None
+    animate.check_outputs([out] + ([gif] if gif else []), args.overwrite)
+    if args.template is not None:
+        _check_template(args.template)
+        _positive(args.duration, "--duration")
+        _positive(args.fps, "--fps")
+    _positive(args.size, "--size")
+    photo = _load_photo(args.photo)
+    fps = args.fps
+    if args.driving is not None:
+        fps = data.video_info(args.driving).fps  # unreadable video: fails here, before any work
+    _import_tensorflow_quietly()
+    t0 = time.perf_counter()
+    animator = animate.Animator(
+        photo,
+        method=args.method,
+        face=args.face,
+        size=args.size,
+        relative=not args.absolute,
+        intensity=args.intensity,
+        paste_back=args.paste_back,
+        fine_tune=args.fine_tune,
+        progress=not args.quiet,
+    )
+    if args.driving is not None:
+        frames = animator.animate(args.driving, max_frames=args.max_frames)
+    else:
+        frames = animator.animate_template(args.template, args.duration, args.fps)
+    paths = animate.save(
+        frames, out, fps, audio_from=args.driving, gif=gif, overwrite=args.overwrite
+    )
+    _report(animator, paths, time.perf_counter() - t0, args.quiet)
+    return 0
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    """``didlearn demo``: the bundled portrait, driven by the bundled clip and by 'idle'."""
+    from . import animate, data
+    from .config import pick
+
+    folder = Path(args.output)
+    if folder.exists() and not folder.is_dir():
+        from .errors import OutputExistsError
+
+        raise OutputExistsError(f"'{folder}' is a file: give a folder name with -o DIR.")
+    folder.mkdir(parents=True, exist_ok=True)
+    driving = data.sample_driving_video()
+    _import_tensorflow_quietly()
+    t0 = time.perf_counter()
+    animator = animate.Animator(data.sample_portrait(), progress=not args.quiet)
+    runs = [
+        ("driven", animator.animate(driving, max_frames=pick(None, 10)), driving, None),
+        ("idle", animator.animate_template("idle", pick(4.0, 0.4), 25.0), None, 25.0),
+    ]
+    written = []
+    for name, frames, audio, fps in runs:
+        rate = fps or data.video_info(driving).fps
+        written += animate.save(
+            frames,
+            folder / f"portrait_{name}.mp4",
+            rate,
+            audio_from=audio,
+            gif=folder / f"portrait_{name}.gif",
+            overwrite=True,
+        )
+    print(f"demo ({animator.method}) written in {time.perf_counter() - t0:.1f} s:")
+    for p in written:
+        print(p)
+    return 0
+
+
+def templates_command(args: argparse.Namespace) -> int:
+    """``didlearn templates``: names and descriptions."""
+    from .templates import list_templates
+
+    for name, desc in list_templates().items():
+        print(f"{name:8s} {desc}")
+    return 0
+
+
+COMMANDS = {"animate": animate_command, "demo": demo_command, "templates": templates_command}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 = success)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+    from .errors import DidlearnError
+
+    args = _parser().parse_args(argv)  # usage errors: argparse prints them, exits with 2
+    try:
+        return COMMANDS[args.command](args)
+    except DidlearnError as err:
+        message = " ".join(str(err).split())  # one line, whatever the message contains
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was written.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Animator: renderers, motion transfer, streaming, paste-back, templates, saving."""
+
+import numpy as np
+import pytest
+
+from didlearn import animate, data, faces
+from didlearn.errors import NoFaceFoundError, OutputExistsError
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return data.sample_portrait()
+
+
+@pytest.fixture(scope="module")
+def driving():
+    return data.read_video(data.sample_driving_video(), max_frames=12).frames
+
+
+@pytest.fixture(scope="module")
+def animator(photo):
+    return animate.Animator(photo, method="thin_plate", progress=False)
+
+
+def test_the_face_is_cropped_and_its_landmarks_follow(animator):
+    assert animator.crop.image.shape == (256, 256, 3)
+    assert animator.source_kp.shape == (68, 2)
+    assert ((animator.source_kp > 0) & (animator.source_kp < 255)).all()
+    assert animator.frame_size == (512, 512)
+
+
+@pytest.mark.parametrize("method", ["still", "similarity", "piecewise_affine", "thin_plate"])
+def test_no_motion_gives_back_the_crop(animator, method):
+    render = animate.make_renderer(method)
+    ks = animator.source_kp
+    out = render(animator.crop.image, ks, np.stack([ks, ks]))
+    assert out.shape == (2, 256, 256, 3) and out.dtype == np.float32
+    np.testing.assert_allclose(out, np.stack([animator.crop.image] * 2), atol=2e-3)
+
+
+@pytest.mark.parametrize("method", ["similarity", "piecewise_affine", "thin_plate"])
+def test_renderers_move_the_keypoints_where_asked(animator, method):
+    crop, ks = animator.crop.image, animator.source_kp
+    kp = ks + np.array([6.0, -4.0], np.float32)  # the whole face moves right and up
+    out = animate.make_renderer(method)(crop, ks, kp[None])[0]
+    nose = ks[30].round().astype(int)
+    moved = (nose + [6, -4]).astype(int)
+    patch = crop[nose[1] - 8 : nose[1] + 8, nose[0] - 8 : nose[0] + 8]
+    there = out[moved[1] - 8 : moved[1] + 8, moved[0] - 8 : moved[0] + 8]
+    assert np.abs(there - patch).mean() < 0.02
+    assert np.abs(out[nose[1] - 8 : nose[1] + 8, nose[0] - 8 : nose[0] + 8] - patch).mean() > 0.02
+
+
+def test_model_method_needs_models():
+    with pytest.raises(ValueError, match="trained models"):
+        animate.make_renderer("model")
+    with pytest.raises(ValueError, match="unknown method"):
+        animate.make_renderer("magic")
+
+
+def test_paste_back_on_the_crop_region_equals_the_whole_photo_paste(animator, photo):
+    rng = np.random.default_rng(0)
+    c = rng.random((256, 256, 3)).astype(np.float32)
+    np.testing.assert_allclose(
+        animator.finish(c), faces.paste_back(photo, c, animator.crop), atol=1e-4
+    )
+
+
+def test_relative_transfer_and_intensity(animator, driving):
+    ks = animator.source_kp
+    kd0 = faces.face_landmarks(driving[0])
+    kd = kd0 + np.array([3.0, 0.0], np.float32)
+    np.testing.assert_allclose(animator.transfer(kd0, kd0), ks, atol=1e-4)
+    moved = animator.transfer(kd, kd0) - ks
+    assert np.allclose(moved[:, 1], 0, atol=1e-4) and (moved[:, 0] > 3).all()  # photo face larger
+    animator.intensity = 0.5
+    try:
+        np.testing.assert_allclose(animator.transfer(kd, kd0) - ks, moved / 2, atol=1e-4)
+    finally:
+        animator.intensity = 1.0
+
+
+def test_a_driving_video_streams_through(animator, driving, photo):
+    consumed = []
+
+    def frames():
+        for f in driving:
+            consumed.append(1)
+            yield f
+
+    stream = animator.animate(frames())
+    first = next(stream)
+    assert len(consumed) <= animator.batch + 1  # lazy: one batch in flight, not the whole video
+    rest = list(stream)
+    assert len(rest) + 1 == len(driving)
+    assert first.shape == photo.shape
+    # the first driving frame is the reference: the (resampled) photo comes back unchanged
+    np.testing.assert_allclose(first, animator.finish(animator.crop.image), atol=2e-3)
+    assert max(np.abs(f - photo).max() for f in rest) > 0.05  # and then it moves
+    rep = animator.fps_report()
+    assert rep["fps"] > 0 and {"track_ms", "render_ms", "paste_ms"} <= set(rep)
+
+
+def test_leading_frames_without_a_face_are_kept_still(photo, driving):
+    anim = animate.Animator(photo, method="thin_plate", paste_back=False, progress=False)
+    blank = np.full((3, *driving.shape[1:]), 0.5, np.float32)
+    out = list(anim.animate(np.concatenate([blank, driving[:5]])))
+    assert len(out) == 8 and out[0].shape == (256, 256, 3)
+    np.testing.assert_allclose(out[0], anim.crop.image, atol=2e-3)
+    assert anim.bridged >= 3
+    with pytest.raises(NoFaceFoundError, match="driving frames"):
+        list(anim.animate(blank))
+
+
+def test_templates_relative_and_absolute(photo):
+    rel = animate.Animator(photo, method="thin_plate", progress=False)
+    kps = rel.template_keypoints("nod", duration=1.0, fps=10)
+    assert kps.shape == (10, 68, 2)
+    np.testing.assert_allclose(kps[0], rel.source_kp, atol=1e-4)
+    ab = animate.Animator(photo, method="thin_plate", relative=False, progress=False)
+    kpa = ab.template_keypoints("nod", duration=1.0, fps=10)
+    # absolute: the canonical (symmetrised) face shape, not the photo's own
+    assert np.abs(kpa[0] - ab.source_kp).mean() > 0.2
+    frames = list(rel.animate_template("blink", duration=0.5, fps=10))
+    assert len(frames) == 5 and frames[0].shape == photo.shape
+
+
+def test_photo_without_a_face():
+    with pytest.raises(NoFaceFoundError):
+        animate.Animator(np.full((200, 200, 3), 0.3, np.float32), method="still")
+
+
+def test_save_writes_mp4_and_gif_or_nothing(tmp_path, animator):
+    frames = list(animator.animate_template("smile", duration=0.4, fps=10))
+    out = tmp_path / "a.mp4"
+    paths = animate.save(iter(frames), out, 10, gif=tmp_path / "a.gif")
+    assert [p.name for p in paths] == ["a.mp4", "a.gif"]
+    v = data.read_video(out)
+    assert v.frames.shape == (4, 512, 512, 3)
+
+    def must_not_run():
+        raise AssertionError("frames were computed although the output exists")
+        yield
+
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        animate.save(must_not_run(), out, 10)
+    (tmp_path / "b.gif").write_bytes(b"x")
+    with pytest.raises(OutputExistsError):
+        animate.save(must_not_run(), tmp_path / "b.mp4", 10, gif=tmp_path / "b.gif")
+    assert not (tmp_path / "b.mp4").exists()
