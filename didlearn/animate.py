@@ -271,6 +271,7 @@ class Animator:
         fine_tune: per-photo fine-tuning steps of the model (``optimize.fine_tune``), 0 = none.
         tps_step: thin-plate flow evaluated every ``tps_step`` pixels then interpolated.
         progress: show a tqdm progress bar.
+        landmarks: the face's (68, 2) landmarks in the photo if already found (skips detection).
 
     Attributes:
         crop: the :class:`didlearn.faces.FaceCrop` of the face; ``source_kp`` its (68, 2)
@@ -297,11 +298,14 @@ class Animator:
         fine_tune: int = 0,
         tps_step: int = 2,
         progress: bool = True,
+        landmarks: np.ndarray | None = None,
     ) -> None:
         from . import faces
 
         self.photo = np.asarray(photo, dtype=np.float32)
-        self.landmarks = faces.face_landmarks(self.photo, face)  # (68, 2) full-photo pixels
+        if landmarks is None:
+            landmarks = faces.face_landmarks(self.photo, face)
+        self.landmarks = np.asarray(landmarks, np.float32)  # (68, 2) full-photo pixels
         self.crop = faces.crop_face(self.photo, self.landmarks, size)
         self.source_kp = self.crop.to_crop(self.landmarks)
         if method in ("model", "auto") and models is not None:

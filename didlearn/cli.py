@@ -190,7 +190,7 @@ def _report(animator, paths: list[Path], seconds: float, quiet: bool) -> None:
 
 def animate_command(args: argparse.Namespace) -> int:
     """``didlearn animate``: every input is checked before the long work starts."""
-    from . import animate, data
+    from . import animate, data, faces
 
     out = Path(args.output)
     gif = out.with_suffix(".gif") if args.gif else None
@@ -204,10 +204,12 @@ def animate_command(args: argparse.Namespace) -> int:
     fps = args.fps
     if args.driving is not None:
         fps = data.video_info(args.driving).fps  # unreadable video: fails here, before any work
+    landmarks = faces.face_landmarks(photo, args.face)  # no face: fails before TensorFlow loads
     _import_tensorflow_quietly()
     t0 = time.perf_counter()
     animator = animate.Animator(
         photo,
+        landmarks=landmarks,
         method=args.method,
         face=args.face,
         size=args.size,

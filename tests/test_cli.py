@@ -1,0 +1,141 @@
+"""The command line, run as a user runs it: subprocesses of `didlearn` and `python -m didlearn`.
+
+Each TensorFlow-using subprocess costs seconds of start-up, so the successful runs are few and
+check much; the error cases fail before TensorFlow is imported and are cheap.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+from PIL import Image
+
+from didlearn import data
+
+SCRIPT = Path(sys.executable).with_name("didlearn")
+
+
+def run(*args, cwd=None, script=False):
+    cmd = [str(SCRIPT)] if script and SCRIPT.exists() else [sys.executable, "-m", "didlearn"]
+    env = {**os.environ, "DIDLEARN_QUICK": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run(
+        cmd + [str(a) for a in args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    portrait = d / "portrait.png"
+    Image.fromarray((data.sample_portrait() * 255).round().astype(np.uint8)).save(portrait)
+    driving = d / "talking.mp4"  # the bundled clip (silent) with a sine tone as its audio track
+    subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y",
+            "-i", str(data.sample_driving_video()),
+            "-f", "lavfi", "-i", "sine=frequency=440:duration=1",
+            "-frames:v", "12", "-map", "0:v", "-map", "1:a",
+            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(driving),
+        ],
+        check=True,
+    )  # fmt: skip
+    noface = d / "wall.png"
+    Image.fromarray(np.full((240, 320, 3), 128, np.uint8)).save(noface)
+    notimage = d / "notes.jpg"
+    notimage.write_text("these are my notes, not a photo\n")
+    badvideo = d / "broken.mp4"
+    badvideo.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
+    return {"portrait": portrait, "driving": driving, "noface": noface, "notimage": notimage,
+            "badvideo": badvideo, "dir": d}  # fmt: skip
+
+
+def test_templates_and_help_need_no_tensorflow():
+    res = run("templates", script=True)
+    assert res.returncode == 0
+    names = [line.split()[0] for line in res.stdout.splitlines()]
+    assert {"nod", "turn", "tilt", "blink", "smile", "idle"} <= set(names)
+    res = run("animate", "--help")
+    assert res.returncode == 0 and "--template" in res.stdout and "--no-paste-back" in res.stdout
+
+
+def test_demo_writes_playable_videos(tmp_path):
+    res = run("demo", "-o", tmp_path / "demo", "-q", script=True)
+    assert res.returncode == 0, res.stderr
+    listed = [Path(p) for p in res.stdout.splitlines() if p.endswith((".mp4", ".gif"))]
+    assert {p.name for p in listed} == {
+        "portrait_driven.mp4", "portrait_driven.gif", "portrait_idle.mp4", "portrait_idle.gif"
+    }  # fmt: skip
+    for p in listed:
+        assert p.is_file() and p.stat().st_size > 1000
+    info = data.video_info(tmp_path / "demo" / "portrait_driven.mp4")
+    assert (info.n_frames, info.width, info.height) == (10, 512, 512)
+    assert "Traceback" not in res.stderr and "cuda" not in res.stderr.lower()
+
+
+def test_template_and_driving_video_runs(files, tmp_path):
+    out = tmp_path / "nod.mp4"
+    res = run(
+        "animate", files["portrait"], "--template", "nod", "--duration", "0.8", "--fps", "10",
+        "-o", out, "--gif", "-q",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    info = data.video_info(out)
+    assert (info.n_frames, info.width, info.height, info.has_audio) == (8, 512, 512, False)
+    assert info.fps == pytest.approx(10)
+    assert out.with_suffix(".gif").stat().st_size > 1000
+    frames = data.read_video(out).frames
+    assert np.abs(frames[4] - frames[0]).max() > 0.1  # the head moved
+
+    out = tmp_path / "driven.mp4"
+    res = run(
+        "animate", files["portrait"], "--driving", files["driving"], "-o", out,
+        "--no-paste-back", "--size", "192", script=True,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    info = data.video_info(out)
+    assert (info.n_frames, info.width, info.height) == (12, 192, 192)
+    assert info.has_audio  # the driving video's sound is carried over
+    assert info.fps == pytest.approx(data.video_info(files["driving"]).fps, rel=1e-3)
+    assert "frames/s" in res.stderr  # the speed report
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("notimage", "notes.jpg"),
+        ("noface", "No face"),
+        ("badvideo", "broken.mp4"),
+        ("exists", "exists already"),
+        ("template", "unknown template 'wave'"),
+    ],
+)
+def test_user_errors_are_one_line_and_write_nothing(files, tmp_path, case, expected):
+    out = tmp_path / "out.mp4"
+    photo, source = files["portrait"], ["--template", "nod"]
+    if case in ("notimage", "noface"):
+        photo = files[case]
+    elif case == "badvideo":
+        source = ["--driving", files["badvideo"]]
+    elif case == "exists":
+        out.write_bytes(b"precious")
+    elif case == "template":
+        source = ["--template", "wave"]
+    res = run("animate", photo, *source, "-o", out, "--gif")
+    assert res.returncode not in (0, None)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert expected in lines[0]
+    assert "Traceback" not in res.stderr
+    if case == "exists":
+        assert out.read_bytes() == b"precious" and sorted(tmp_path.iterdir()) == [out]
+    else:
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_usage_errors_exit_2():
+    res = run("animate", "photo.jpg", "--template", "nod")  # no -o
+    assert res.returncode == 2 and "-o" in res.stderr
