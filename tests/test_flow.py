@@ -355,3 +355,21 @@ def test_forward_warp_leaves_holes_backward_does_not():
     assert np.all(back.max(axis=-1) > 0)  # every pixel gets a value
     with pytest.raises(InvalidFlowError):
         fl.forward_warp(img, fwd[:30])
+
+
+def test_weighted_median_is_a_median_that_keeps_image_edges():
+    from didlearn import flow_estimators as fe
+
+    rng = np.random.default_rng(6)
+    flow = rng.normal(size=(30, 40, 2)).astype(np.float32)
+    gray = rng.random((30, 40)).astype(np.float32)
+    # equal weights (huge sigma): the plain median
+    plain = fe._weighted_median(flow, gray, 5, 1e6)
+    np.testing.assert_allclose(plain[2:-2, 2:-2], fe._median(flow, 5)[2:-2, 2:-2], atol=5e-3)
+    # a thin flow stripe that lies on an image stripe survives; the plain median erases it
+    step = np.zeros((30, 40, 2), np.float32)
+    step[:, 19:21, 0] = 3.0
+    edges = np.zeros((30, 40), np.float32)
+    edges[:, 19:21] = 1.0
+    np.testing.assert_allclose(fe._weighted_median(step, edges, 5, 0.1), step, atol=1e-2)
+    assert np.all(fe._median(step, 5)[:, 19:21, 0] == 0)
