@@ -148,3 +148,48 @@ def test_save_writes_mp4_and_gif_or_nothing(tmp_path, animator):
     with pytest.raises(OutputExistsError):
         animate.save(must_not_run(), tmp_path / "b.mp4", 10, gif=tmp_path / "b.gif")
     assert not (tmp_path / "b.mp4").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Widget callbacks (didlearn.widgets.animate), without a browser
+# --------------------------------------------------------------------------------------------
+
+
+def test_preview_callback_templates_video_and_errors(photo):
+    from didlearn.widgets.animate import AnimateState, draw_preview, preview
+
+    state = AnimateState(method="thin_plate")
+    frames = preview(photo, "turn", state, intensity=1.0, relative=True, frames=4)
+    assert len(frames) == 4 and frames[0].shape == (256, 256, 3)
+    assert state.keypoints.shape == (4, 68, 2) and "turn" in state.message
+    animator = state.animator
+    still = preview(photo, "turn", state, intensity=0.0)
+    assert state.animator is animator  # built once per photo
+    np.testing.assert_allclose(still[-1], animator.crop.image, atol=2e-3)
+    absolute = preview(photo, "turn", state, relative=False)
+    assert np.abs(state.keypoints[0] - animator.source_kp).mean() > 0.2
+    assert len(absolute) == 5
+    video = preview(photo, data.sample_driving_video(), state, frames=3, duration=1.0)
+    assert len(video) == 3
+    fig = draw_preview(state)
+    assert len(fig.axes) == 3
+
+    empty = preview(np.full((120, 120, 3), 0.5, np.float32), "nod", AnimateState("still"))
+    assert empty == []
+
+
+def test_animate_upload_callback(tmp_path, photo):
+    from didlearn.widgets.animate import animate_upload
+    from didlearn.widgets.upload import UploadState
+
+    path, message = animate_upload(UploadState(), folder=tmp_path)
+    assert path is None and "photo" in message
+    state = UploadState(image=photo)
+    path, message = animate_upload(state, "blink", 0.4, folder=tmp_path, method="thin_plate")
+    assert path.is_file() and "10 frames" in message
+    state.video = data.sample_driving_video()
+    path, message = animate_upload(state, folder=tmp_path, max_frames=6, method="thin_plate")
+    assert data.video_info(path).n_frames == 6
+    state.image = np.full((120, 120, 3), 0.5, np.float32)
+    path, message = animate_upload(state, folder=tmp_path, method="thin_plate")
+    assert path is None and "No face" in message
