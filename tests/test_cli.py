@@ -93,11 +93,11 @@ def test_template_and_driving_video_runs(files, tmp_path):
     out = tmp_path / "driven.mp4"
     res = run(
         "animate", files["portrait"], "--driving", files["driving"], "-o", out,
-        "--no-paste-back", "--size", "192", script=True,
+        "--no-paste-back", script=True,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     info = data.video_info(out)
-    assert (info.n_frames, info.width, info.height) == (12, 192, 192)
+    assert (info.n_frames, info.width, info.height) == (12, 256, 256)
     assert info.has_audio  # the driving video's sound is carried over
     assert info.fps == pytest.approx(data.video_info(files["driving"]).fps, rel=1e-3)
     assert "frames/s" in res.stderr  # the speed report
