@@ -10,12 +10,17 @@ The variational estimator minimises, coarse to fine,
     E(u) = mean ρ(I2(x+u) − I1) + γ mean ρ(∇I2(x+u) − ∇I1) + λ mean (ρ(∂x u) + ρ(∂y u)),
 
 with the Charbonnier penalty ρ(z) = (z² + ε²)^a, by Adam steps on ``u`` through
-``tf.GradientTape`` and median filtering of ``u`` between stages ("Secrets of optical flow",
-Sun, Roth and Black 2010).
+``tf.GradientTape`` and (weighted) median filtering of ``u`` between stages ("Secrets of optical
+flow", Sun, Roth and Black 2010). The gradient of the warped image wrt ``u`` uses warped 5-point
+derivatives (a custom gradient) rather than the piecewise-constant slope of bilinear
+interpolation; large pyramid levels run under XLA. On the four Middlebury training pairs in
+``shared/data/flow`` the defaults reach a mean EPE of about 0.17 px in about 20 s a pair on two
+CPU cores (``benchmarks/flow_benchmark.py``).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -163,14 +168,17 @@ class VariationalParams:
     min_size: int = 24
     warps: int = 3
     steps: int = 60
-    coarse_steps: int = 60
+    coarse_steps: int = 40
     learning_rate: float = 0.05
     median: int = 7
     edge_weight: float = 0.0
-    weighted_median: float = 0.0
+    weighted_median: float = 0.03
 
 
 def _charbonnier(z: tf.Tensor, eps: float, a: float) -> tf.Tensor:
+    """(z² + ε²)^a; ``a`` is a Python float so that the usual a = 1/2 compiles to a square root."""
+    if a == 0.5:
+        return tf.sqrt(tf.square(z) + eps * eps)
     return tf.pow(tf.square(z) + eps * eps, a)
 
 
@@ -220,8 +228,9 @@ def _warped_constancy(u: tf.Tensor, s2: tf.Tensor) -> tf.Tensor:
     return sample(u)
 
 
-def _energy(u, s1, s2, lam, gamma, eps, a, edge):
-    """Total energy of the flow ``u`` (1,H,W,2) for the stacks ``s1`` (1,H,W,3), ``s2`` (..,9)."""
+def _energy(u, s1, s2, weight, lam, gamma, eps, a: float):
+    """Total energy of the flow ``u`` (1,H,W,2) for the stacks ``s1`` (1,H,W,3), ``s2`` (..,9)
+    and the smoothness weights ``weight`` (1,H,W,1)."""
     h = tf.cast(tf.shape(u)[1], u.dtype)
     w = tf.cast(tf.shape(u)[2], u.dtype)
     gy, gx = tf.meshgrid(tf.range(h), tf.range(w), indexing="ij")
@@ -232,8 +241,6 @@ def _energy(u, s1, s2, lam, gamma, eps, a, edge):
     rho = _charbonnier(diff, eps, a)
     data = rho[..., 0] + gamma * (rho[..., 1] + rho[..., 2])
     data = tf.reduce_mean(data[0] * inside)
-    # image edges often are motion edges: smooth less across them (exp(-edge * |∇I1|^0.5))
-    weight = tf.exp(-edge * tf.pow(tf.square(s1[..., 1:2]) + tf.square(s1[..., 2:3]) + 1e-12, 0.25))
     dux = u[:, :, 1:] - u[:, :, :-1]
     duy = u[:, 1:] - u[:, :-1]
     smooth = tf.reduce_mean(weight[:, :, :-1] * _charbonnier(dux, 1e-3, a)) + tf.reduce_mean(
@@ -246,11 +253,12 @@ _SIG = [
     tf.TensorSpec([1, None, None, 2], tf.float32),
     tf.TensorSpec([1, None, None, 3], tf.float32),
     tf.TensorSpec([1, None, None, 9], tf.float32),
+    tf.TensorSpec([1, None, None, 1], tf.float32),
     tf.TensorSpec([], tf.int32),
-] + [tf.TensorSpec([], tf.float32)] * 6
+] + [tf.TensorSpec([], tf.float32)] * 4
 
 
-def _adam_stage(u, s1, s2, steps, lr, lam, gamma, eps, a, edge):
+def _adam_stage(u, s1, s2, weight, steps, lr, lam, gamma, eps, a: float):
     """``steps`` Adam updates of ``u`` with a linearly decaying step; returns (u, energies)."""
     m = tf.zeros_like(u)
     v = tf.zeros_like(u)
@@ -259,7 +267,7 @@ def _adam_stage(u, s1, s2, steps, lr, lam, gamma, eps, a, edge):
     for t in tf.range(steps):
         with tf.GradientTape() as tape:
             tape.watch(u)
-            loss = _energy(u, s1, s2, lam, gamma, eps, a, edge)
+            loss = _energy(u, s1, s2, weight, lam, gamma, eps, a)
         g = tape.gradient(loss, u)
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g * g
@@ -275,8 +283,22 @@ def _adam_stage(u, s1, s2, steps, lr, lam, gamma, eps, a, edge):
 # XLA fuses the step into a few loops (about 5x faster on CPU) but compiles once per image
 # size; small pyramid levels run as a plain graph, traced once for every size.
 XLA_MIN_PIXELS = 30_000
-_adam_stage_xla = tf.function(_adam_stage, input_signature=_SIG, jit_compile=True)
-_adam_stage_graph = tf.function(_adam_stage, input_signature=_SIG)
+
+
+@functools.lru_cache
+def _stage_function(exponent: float, xla: bool):
+    """The compiled Adam stage for one Charbonnier exponent (a constant of the graph)."""
+    return tf.function(
+        functools.partial(_adam_stage, a=exponent), input_signature=_SIG, jit_compile=xla
+    )
+
+
+def _smoothness_weight(gray: np.ndarray, edge: float) -> tf.Tensor:
+    """exp(−edge |∇I|^½) (1,H,W,1): image edges are often motion edges, smooth less there."""
+    if edge <= 0:
+        return tf.ones((1, *gray.shape, 1), tf.float32)
+    mag = np.sqrt(np.hypot(_dx(gray), _dy(gray)))
+    return tf.constant(np.exp(-edge * mag)[None, ..., None].astype(np.float32))
 
 
 def _pyramid(gray: np.ndarray, scale: float, min_size: int) -> list[np.ndarray]:
@@ -336,25 +358,18 @@ def estimate_flow_variational(
     for level in range(n - 1, -1, -1):
         flow = _resize_flow(flow, pyr1[level].shape)
         s1, s2 = _stacks(pyr1[level], pyr2[level])
+        weight = _smoothness_weight(pyr1[level], p.edge_weight)
         steps = p.steps if level == 0 else p.coarse_steps
         for _ in range(p.warps):
-            stage = _adam_stage_xla if flow.size >= 2 * XLA_MIN_PIXELS else _adam_stage_graph
+            stage = _stage_function(float(p.exponent), flow.size >= 2 * XLA_MIN_PIXELS)
+            scalars = (p.learning_rate, p.smoothness, p.gradient_weight, p.epsilon)
             u, losses = stage(
                 tf.constant(flow[None]),
                 s1,
                 s2,
+                weight,
                 tf.constant(steps, tf.int32),
-                *(
-                    tf.constant(v, tf.float32)
-                    for v in (
-                        p.learning_rate,
-                        p.smoothness,
-                        p.gradient_weight,
-                        p.epsilon,
-                        p.exponent,
-                        p.edge_weight,
-                    )
-                ),
+                *(tf.constant(v, tf.float32) for v in scalars),
             )
             flow = u.numpy()[0]
             history.append(losses.numpy())
@@ -382,7 +397,7 @@ def _weighted_median(flow: np.ndarray, gray: np.ndarray, size: int, sigma: float
     """Weighted median of each flow channel over ``size`` x ``size`` windows, weights
     exp(−(I(x') − I(x))² / 2σ²) from the image ``gray`` (H, W): an edge-preserving median."""
     start = _median(flow, size)  # the plain median is close: few iterations are enough
-    fn = _weighted_median_xla if flow.size >= 2 * XLA_MIN_PIXELS else _weighted_median_graph
+    fn = _weighted_median_graph
     out = fn(
         tf.constant(flow[None]),
         tf.constant(start[None]),

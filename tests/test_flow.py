@@ -266,6 +266,9 @@ def test_variational_estimator_reaches_small_epe_on_a_synthetic_pair():
     assert fl.endpoint_error(np.zeros_like(gt), gt) > 1.0
     assert fl.endpoint_error(flow, gt) < 0.15
     assert losses.ndim == 1 and losses[-1] < losses[0]
+    # the edge-aware options (edge-weighted smoothness, weighted median) also converge
+    other = fl.estimate_flow_variational(i1, i2, edge_weight=3.0, weighted_median=0.05)
+    assert fl.endpoint_error(other, gt) < 0.15
 
 
 def test_estimators_reject_bad_images():
