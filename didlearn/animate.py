@@ -147,7 +147,10 @@ def thin_plate_renderer(step: int = 2) -> Renderer:
 
         h, w = crop.shape[:2]
         kps = np.asarray(kps, np.float32)
-        flows = tps_flow(np.broadcast_to(ks, kps.shape), kps, h, w, step=step).numpy()
+        # λ = 1e-4: coincident landmarks (a blink) make the exact spline singular
+        flows = tps_flow(
+            np.broadcast_to(ks, kps.shape), kps, h, w, step=step, regularization=1e-4
+        ).numpy()
         ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
         img = np.asarray(crop, np.float32)
         out = [
