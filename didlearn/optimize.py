@@ -209,8 +209,12 @@ def augment_pair(
     """
     s = tf.shape(source)[0]
     sf = tf.cast(s, tf.float32)
-    images = tf.image.convert_image_dtype(tf.stack([source, driving]), tf.float32)
-    points = tf.stack([ks, kd])
+    # convert each frame first: tf.stack of NumPy uint8 arrays would give int32 (scaled by 2^31)
+    frames = [
+        tf.image.convert_image_dtype(tf.convert_to_tensor(x), tf.float32) for x in (source, driving)
+    ]
+    images = tf.stack(frames)
+    points = tf.stack([tf.cast(ks, tf.float32), tf.cast(kd, tf.float32)])
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4)
     # flip: mirror the pixels, the x coordinates and the landmark order (left eye <-> right eye)
     flip = tf.random.stateless_uniform([], seeds[0]) < 0.5
@@ -412,6 +416,28 @@ def fit(
         manager.save(checkpoint_number=history[-1]["step"])
         plot_history(read_log(log_dir / "log.csv")).savefig(log_dir / "losses.png", dpi=100)
     return history
+
+
+def load_checkpoint(
+    log_dir: str | os.PathLike, config: generator.GeneratorConfig | None = None
+) -> tuple[AnimationModels, int]:
+    """The models of the latest checkpoint of a :func:`fit` run (e.g. while it still trains).
+
+    Returns:
+        ``(models, step)``.
+
+    Raises:
+        MissingResourceError: no checkpoint in ``log_dir/checkpoints``.
+    """
+    from .errors import MissingResourceError
+
+    latest = tf.train.latest_checkpoint(str(Path(log_dir, "checkpoints")))
+    if latest is None:
+        raise MissingResourceError(f"no checkpoint in {Path(log_dir, 'checkpoints')}")
+    models = generator.build_models(config)
+    parts = {p: getattr(models, p) for p in generator.PARTS}
+    tf.train.Checkpoint(**parts).restore(latest).expect_partial()
+    return models, int(latest.rsplit("-", 1)[-1])
 
 
 def read_log(path: str | os.PathLike) -> list[dict[str, float]]:

@@ -1,0 +1,158 @@
+"""Gradient optimization: losses, augmentation, tf.data pairs, train steps, fit, fine-tuning."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from didlearn import data, faces, generator, motion, optimize
+
+SMALL = generator.GeneratorConfig(size=64)
+#: Coarse perceptual scales only: a 64 px crop at 1/8 is the smallest VGG input worth having.
+FAST = optimize.LossWeights(perceptual_scales=(1.0,))
+
+
+@pytest.fixture(scope="module")
+def clip():
+    """A short real clip (the bundled driving video) cropped at 64 px."""
+    return optimize.prepare_clip(data.sample_driving_video(), size=64, max_frames=16)
+
+
+def _batch(clip, pairs):
+    f = clip.frames.astype(np.float32) / 255
+    i, j = np.array(pairs).T
+    return tuple(tf.constant(x) for x in (f[i], f[j], clip.landmarks[i], clip.landmarks[j]))
+
+
+def test_mirror_permutation_is_an_involution():
+    m = optimize.MIRROR_68
+    assert sorted(m) == list(range(68))
+    np.testing.assert_array_equal(m[m], np.arange(68))
+    assert m[36] == 45 and m[48] == 54 and m[30] == 30 and m[0] == 16
+
+
+def test_flipped_landmarks_keep_left_and_right(clip):
+    """After a flip, the person's right eye (36-41) is still left of the left eye in the image."""
+    lm = clip.landmarks[0]
+    for seed in range(8):
+        _, _, ks, _ = optimize.augment_pair(
+            clip.frames[0], clip.frames[1], lm, clip.landmarks[1], tf.constant([seed, 1])
+        )
+        k = ks.numpy()
+        assert k[36:42, 0].mean() < k[42:48, 0].mean(), seed
+
+
+def test_augmentation_moves_landmarks_with_the_pixels():
+    """A dot drawn at a landmark is still under that landmark after flip + crop."""
+    s = 64
+    img = np.zeros((s, s, 3), np.uint8)
+    pts = np.random.default_rng(0).uniform(16, 48, (68, 2)).astype(np.float32)
+    x, y = np.round(pts[36]).astype(int)
+    img[y - 1 : y + 2, x - 1 : x + 2] = 255
+    pts[36] = [x, y]
+    for seed in range(6):
+        a, b, ka, kb = optimize.augment_pair(img, img, pts, pts, tf.constant([seed, 7]))
+        a = a.numpy().mean(axis=-1)
+        k = ka.numpy()
+        yy, xx = np.unravel_index(np.argmax(a), a.shape)
+        assert a[yy, xx] > 0.5  # the dot survived
+        # unflipped it is landmark 36; flipped, the mirror order puts it at 45
+        near = [np.hypot(*(k[i] - [xx, yy])) for i in (36, optimize.MIRROR_68[36])]
+        assert min(near) < 1.5, (seed, near)
+        np.testing.assert_allclose(a, b.numpy().mean(axis=-1), atol=1e-6)  # same change
+
+
+def test_sample_points_is_bilinear():
+    ramp = np.stack(np.meshgrid(np.arange(8.0), np.arange(6.0)), -1).astype(np.float32)
+    pts = np.array([[[2.25, 3.5], [0.0, 0.0], [6.9, 4.1]]], np.float32)
+    got = optimize.sample_points(tf.constant(ramp[None]), tf.constant(pts)).numpy()
+    np.testing.assert_allclose(got, pts, atol=1e-5)
+
+
+def test_keypoint_loss_is_zero_for_the_exact_flow_only(clip):
+    ks, kd = clip.landmarks[0][None], clip.landmarks[8][None]
+    exact = motion.tps_flow(ks, kd, 64, 64)
+    assert float(optimize.keypoint_loss(exact, ks, kd)) < 1e-3
+    still = tf.zeros_like(exact)
+    assert float(optimize.keypoint_loss(still, ks, kd)) > 0.005
+
+
+def test_losses_vanish_for_the_right_answer(clip):
+    src, drv, ks, kd = _batch(clip, [(0, 5)])
+    out = {"frame": drv, "flow": motion.tps_flow(ks, kd, 64, 64)}
+    losses = optimize.compute_losses(out, drv, ks, kd, FAST)
+    assert float(losses["l1"]) == 0 and float(losses["perceptual"]) == 0
+    wrong = optimize.compute_losses({**out, "frame": src}, drv, ks, kd, FAST)
+    assert float(wrong["total"]) > float(losses["total"]) + 0.01
+
+
+def test_pair_dataset_batches_are_reproducible(clip):
+    a = next(iter(optimize.pair_dataset([clip], batch=3, seed=4)))
+    b = next(iter(optimize.pair_dataset([clip], batch=3, seed=4)))
+    assert tuple(a[0].shape) == (3, 64, 64, 3) and a[0].dtype == tf.float32
+    assert tuple(a[2].shape) == (3, 68, 2)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x.numpy(), y.numpy())
+    assert 0.0 <= float(tf.reduce_min(a[0])) and 0.5 < float(tf.reduce_max(a[0])) <= 1.0
+
+
+def test_a_few_train_steps_lower_the_loss_on_a_fixed_batch(clip):
+    models = generator.build_models(SMALL, seed=0)
+    batch = _batch(clip, [(0, 9), (3, 14)])
+    opt = optimize.make_optimizer(1e-3)
+    step = optimize.make_train_step(models, opt, FAST)
+
+    def loss() -> float:
+        out = generator.forward(models, batch[0], batch[2], batch[3])
+        return float(optimize.compute_losses(out, batch[1], batch[2], batch[3], FAST)["total"])
+
+    before = loss()
+    for _ in range(15):
+        step(batch)
+    after = loss()
+    assert after < 0.97 * before, (before, after)  # measured: 0.102 -> 0.096
+
+
+def test_fit_logs_checkpoints_and_resumes(clip, tmp_path):
+    models = generator.build_models(SMALL, seed=1)
+    ds = optimize.pair_dataset([clip], batch=2, seed=0)
+    hist = optimize.fit(models, ds, 3, weights=FAST, log_dir=tmp_path, progress=False)
+    assert [h["step"] for h in hist] == [1, 2, 3]
+    rows = optimize.read_log(tmp_path / "log.csv")
+    assert [r["step"] for r in rows] == [1, 2, 3] and {"l1", "perceptual", "keypoint"} <= set(
+        rows[0]
+    )
+    assert (tmp_path / "losses.png").stat().st_size > 1000
+    # a second run with more steps continues from the checkpoint (step 4), not from 1
+    more = optimize.fit(models, ds, 5, weights=FAST, log_dir=tmp_path, progress=False)
+    assert [h["step"] for h in more] == [4, 5]
+
+
+def test_self_pairs_move_landmarks_with_the_image():
+    photo = data.sample_portrait()
+    lm = faces.face_landmarks(photo)
+    crop = faces.crop_face(photo, lm, 64)
+    ks = crop.to_crop(lm)
+    src, tgt, kss, kds = optimize.self_pairs(crop.image, ks, 4, seed=0)
+    assert src.shape == (4, 64, 64, 3) and kds.shape == (4, 68, 2)
+    for a, b, ka, kb in zip(src, tgt, kss, kds, strict=True):
+        # the thin-plate warp defined by the landmarks turns one image into the other
+        f = motion.tps_flow(ka, kb, 64, 64, anchors=False)
+        from didlearn.flow import warp
+
+        moved = warp(a, f[0]).numpy()
+        inner = (slice(16, 48), slice(16, 48))
+        assert np.abs(moved[inner] - b[inner]).mean() < 0.03
+
+
+def test_fine_tune_trains_a_copy_and_keeps_the_original(clip):
+    models = generator.build_models(SMALL, seed=2)
+    before = [w.copy() for w in models.refiner.get_weights()]
+    crop = clip.frames[0].astype(np.float32) / 255
+    tuned = optimize.fine_tune(models, crop, clip.landmarks[0], steps=2, progress=False)
+    assert tuned is not models
+    for a, b in zip(before, models.refiner.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    changed = [
+        not np.array_equal(a, b) for a, b in zip(before, tuned.refiner.get_weights(), strict=True)
+    ]
+    assert any(changed)
