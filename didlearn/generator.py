@@ -111,6 +111,8 @@ class AnimationModels:
     decoder: keras.Model
     config: GeneratorConfig
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: the traced inference function of :func:`animate_crop`, built on first use
+    _renderer: Any = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     @property
     def trainable_variables(self) -> list[tf.Variable]:
@@ -347,17 +349,16 @@ def forward(
 
 
 def _compiled_renderer(models: AnimationModels):
-    """A cached ``tf.function`` (photo, ks, kp) -> frames for inference."""
-    fn = models.info.get("_render")
-    if fn is None:
+    """The ``tf.function`` (photo, ks, kp) -> frames for inference, traced once per models."""
+    if models._renderer is None:
 
         @tf.function(reduce_retracing=True)
         def render(photo, ks, kp):
             feats = models.encoder(photo, training=False)
             return forward(models, photo, ks, kp, features=feats)["frame"]
 
-        fn = models.info["_render"] = render
-    return fn
+        models._renderer = render
+    return models._renderer
 
 
 def animate_crop(

@@ -324,8 +324,17 @@ def make_train_step(
     With several replicas each computes the gradient of its share of the batch; the losses are
     scaled by ``1 / replicas`` so the summed gradient is that of the global mean.
     """
+    from .features import PERCEPTUAL_LAYERS, feature_extractor
+
     strategy = strategy or tf.distribute.get_strategy()
     variables = models.trainable_variables
+    # Create every variable before tracing: Adam's slots and the VGG network built inside the
+    # trace would make tf.function trace the step twice (tens of seconds on a CPU).
+    if not optimizer.built:  # building again would reset a used optimizer's moments
+        with strategy.scope():
+            optimizer.build(variables)
+    if weights.perceptual:
+        feature_extractor(PERCEPTUAL_LAYERS)
 
     def replica_step(source, driving, ks, kd):
         with tf.GradientTape() as tape:
@@ -384,7 +393,7 @@ def fit(
         manager = tf.train.CheckpointManager(ckpt, log_dir / "checkpoints", max_to_keep=2)
         if manager.latest_checkpoint:
             ckpt.restore(manager.latest_checkpoint)
-            done = int(optimizer.iterations.numpy())
+            done = _checkpoint_step(manager.latest_checkpoint)
     history: list[dict[str, float]] = []
     batches = iter(strategy.experimental_distribute_dataset(dataset))
     bar = tqdm(range(done, steps), desc="train", unit="step", disable=not progress)
@@ -414,7 +423,11 @@ def fit(
             log_file.close()
     if manager is not None and history:
         manager.save(checkpoint_number=history[-1]["step"])
-        plot_history(read_log(log_dir / "log.csv")).savefig(log_dir / "losses.png", dpi=100)
+        import matplotlib.pyplot as plt
+
+        fig = plot_history(read_log(log_dir / "log.csv"))
+        fig.savefig(log_dir / "losses.png", dpi=100)
+        plt.close(fig)  # a figure per fit would pile up in a long session
     return history
 
 
@@ -437,7 +450,13 @@ def load_checkpoint(
     models = generator.build_models(config)
     parts = {p: getattr(models, p) for p in generator.PARTS}
     tf.train.Checkpoint(**parts).restore(latest).expect_partial()
-    return models, int(latest.rsplit("-", 1)[-1])
+    return models, _checkpoint_step(latest)
+
+
+def _checkpoint_step(path: str) -> int:
+    """The training step a checkpoint was saved at: :func:`fit` numbers them by step
+    (``ckpt-700``), which is not the optimizer's count when it was given a used optimizer."""
+    return int(path.rsplit("-", 1)[-1])
 
 
 def read_log(path: str | os.PathLike) -> list[dict[str, float]]:
@@ -475,7 +494,7 @@ def copy_models(models: AnimationModels) -> AnimationModels:
     twin = generator.build_models(models.config)
     for p in generator.PARTS:
         getattr(twin, p).set_weights(getattr(models, p).get_weights())
-    twin.info.update({k: v for k, v in models.info.items() if not k.startswith("_")})
+    twin.info.update(models.info)
     return twin
 
 
