@@ -143,13 +143,13 @@ def thin_plate_renderer(step: int = 2) -> Renderer:
     def render_thin_plate(crop: np.ndarray, ks: np.ndarray, kps: np.ndarray) -> np.ndarray:
         import cv2
 
-        from .motion import tps_flow
+        from .motion import TPS_SMOOTHING, tps_flow
 
         h, w = crop.shape[:2]
         kps = np.asarray(kps, np.float32)
-        # λ = 1e-4: coincident landmarks (a blink) make the exact spline singular
+        # smoothing spline: coincident landmarks (a blink) make the exact one singular
         flows = tps_flow(
-            np.broadcast_to(ks, kps.shape), kps, h, w, step=step, regularization=1e-4
+            np.broadcast_to(ks, kps.shape), kps, h, w, step=step, regularization=TPS_SMOOTHING
         ).numpy()
         ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
         img = np.asarray(crop, np.float32)
@@ -445,8 +445,13 @@ class Animator:
             bar.close()
 
     def _flush(self, pending: list[np.ndarray], bar) -> Iterator[np.ndarray]:
+        kps = np.stack(pending)
+        if self.method == "model" and len(kps) < self.batch:
+            # the compiled model would trace (and XLA-compile) again for a new batch size:
+            # repeating the last keypoints costs less than that
+            kps = np.concatenate([kps, np.repeat(kps[-1:], self.batch - len(kps), axis=0)])
         with self._timed("render"):
-            crops = self.render(np.stack(pending))
+            crops = self.render(kps)[: len(pending)]
         for c in crops:
             with self._timed("paste"):
                 frame = self.finish(c)

@@ -41,6 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from .errors import MissingResourceError, OutputExistsError
+from .motion import TPS_SMOOTHING
 
 #: Folder of the shipped weights inside the installed package.
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -50,11 +51,9 @@ PARTS = ("refiner", "encoder", "decoder")
 #: The thin-plate flow is evaluated every 8 pixels and interpolated: the refiner corrects what
 #: that loses, and it costs 1 ms per 256x256 frame instead of 4 ms at every 4th pixel.
 TPS_STEP = 8
-#: Smoothing of the thin-plate spline (λ on K's diagonal, normalised coordinates). Real landmarks
-#: coincide (a closed eye puts both eyelids on the same pixels): with λ = 0 the system is
-#: singular and the flow explodes (1e28 px measured on a blink); 1e-4 moves no landmark by
-#: more than a few hundredths of a pixel otherwise.
-TPS_REGULARIZATION = 1e-4
+#: Smoothing of the coarse thin-plate spline: the same λ as the ``thin_plate`` renderer, so the
+#: model starts from exactly that baseline (why 1e-2: ``motion.TPS_SMOOTHING``).
+TPS_REGULARIZATION = TPS_SMOOTHING
 
 
 @dataclass(frozen=True)

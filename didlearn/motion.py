@@ -122,6 +122,16 @@ def transfer_absolute(
 # --------------------------------------------------------------------------------------------
 
 
+#: λ of the smoothing spline used to animate faces (normalised coordinates, see :func:`tps_flow`).
+#: Real landmarks coincide (a closed eye puts both eyelids on one pixel), so the exact spline
+#: (λ = 0) is singular: 1e28 px flows were measured on a blink. Beyond that, dlib's landmarks
+#: jitter by a pixel or so, and an interpolating spline bends the whole face to pass through
+#: every jittered point. Self-reenactment of six talking-head clips (every 16th frame), mean
+#: L1 / AKD: λ = 1e-4 → 0.0416 / 1.61 px; 1e-2 → 0.0409 / 1.53 px (L1 lower on all six clips);
+#: 1e-1 → 0.0406 / 1.69 px (too smooth: the landmarks no longer land).
+TPS_SMOOTHING = 1e-2
+
+
 def border_anchors(height: int, width: int, per_side: int = 8) -> np.ndarray:
     """(4 * per_side, 2) (x, y) points evenly spaced along the image border, corners included."""
     t = np.linspace(0.0, 1.0, per_side + 1)[:-1]  # each side contributes its start point

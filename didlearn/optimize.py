@@ -14,7 +14,11 @@ Losses (all means, so they do not depend on the batch or image size):
 * ``perceptual``: chapter 1's VGG pyramid distance (``features.perceptual_distance``);
 * ``keypoint``: the refined backward flow must carry every target landmark back onto the photo's
   landmark: ``mean |kd + F(kd) - ks| / S``. The output's landmarks then sit at the driving
-  landmarks, and the refiner cannot trade face geometry for a lower pixel loss.
+  landmarks, and the refiner cannot trade face geometry for a lower pixel loss;
+* ``colour``: ``mean |C - driving|`` for the decoder's painting ``C`` on its own. In the frame
+  ``M·warp + (1-M)·C`` the painting only counts where the mask lets it, and the mask starts at
+  0.98 everywhere, so without this term ``C`` never learns to paint and the mask never has a
+  reason to open (the first shipped weights ended with M = 1.00 everywhere and a yellow ``C``).
 
 ``python -m didlearn.optimize --videos DIR ... --steps N --out FOLDER`` trains from the command
 line (this is how the shipped weights were made: see ``didlearn/weights/MODEL_CARD.md``).
@@ -72,6 +76,7 @@ class LossWeights:
     l1: float = 1.0
     perceptual: float = 0.1
     keypoint: float = 10.0
+    colour: float = 0.5
     perceptual_scales: tuple[float, ...] = (0.25, 0.125)
 
 
@@ -115,7 +120,7 @@ def compute_losses(
     """The loss terms of one batch and their weighted sum ``total`` (float32 scalars).
 
     Args:
-        out: :func:`generator.forward` output (``frame``, ``flow``).
+        out: :func:`generator.forward` output (``frame``, ``flow``, ``colour``).
         target: ``(B, S, S, 3)`` the true driving frames.
         ks, kd: ``(B, N, 2)`` photo and driving landmarks (crop pixels).
     """
@@ -128,6 +133,8 @@ def compute_losses(
         losses["perceptual"] = perceptual_distance(frame, target, scales=weights.perceptual_scales)
     if weights.keypoint:
         losses["keypoint"] = keypoint_loss(tf.cast(out["flow"], tf.float32), ks, kd)
+    if weights.colour:
+        losses["colour"] = tf.reduce_mean(tf.abs(tf.cast(out["colour"], tf.float32) - target))
     losses["total"] = tf.add_n([getattr(weights, k) * v for k, v in losses.items()])
     return losses
 
@@ -369,9 +376,12 @@ def fit(
     progress: bool = True,
     strategy: tf.distribute.Strategy | None = None,
     optimizer: keras.optimizers.Optimizer | None = None,
+    max_minutes: float | None = None,
 ) -> list[dict[str, float]]:
     """Train for ``steps`` batches; return the per-step losses.
 
+    ``max_minutes``: stop earlier once this much wall time has passed (a class's lunch break,
+    a CI budget); the run ends as if ``steps`` were reached, with a checkpoint and the plot.
     With ``log_dir``: a CSV log (``log.csv``: step, seconds, every loss), checkpoints every
     ``checkpoint_every`` steps (``checkpoints/``; a rerun resumes from the latest) and the loss
     curves (``losses.png``) at the end.
@@ -417,6 +427,8 @@ def fit(
                 log_file.flush()
             if manager is not None and (i + 1) % checkpoint_every == 0:
                 manager.save(checkpoint_number=i + 1)
+            if max_minutes is not None and row["seconds"] > 60.0 * max_minutes:
+                break
     finally:
         bar.close()
         if log_file is not None:
@@ -601,6 +613,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--exclude", nargs="*", default=[], help="video stems to hold out")
     parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument(
+        "--max-minutes", type=float, default=None, help="stop after this long (checkpointed)"
+    )
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--max-frames", type=int, default=None, help="frames per video")
@@ -632,12 +647,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         strategy=strategy,
         optimizer=optimizer,
         checkpoint_every=100,
+        max_minutes=args.max_minutes,
     )
     last = history[-min(100, len(history)) :] if history else []
     info = {
         "videos": [c.name for c in clips],
         "frames": frames,
-        "steps": args.steps,
+        "steps": int(history[-1]["step"]) if history else args.steps,
         "batch": args.batch,
         "lr": args.lr,
         "seconds_this_run": round(time.perf_counter() - t0, 1),

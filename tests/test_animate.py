@@ -193,3 +193,17 @@ def test_animate_upload_callback(tmp_path, photo):
     state.image = np.full((120, 120, 3), 0.5, np.float32)
     path, message = animate_upload(state, folder=tmp_path, method="thin_plate")
     assert path is None and "No face" in message
+
+
+def test_the_model_renders_a_short_last_batch_at_the_full_batch_size(photo):
+    """A new batch size would retrace the compiled model: the last batch is padded, then cut."""
+    anim = animate.Animator(photo, method="model", batch=4, progress=False)
+    seen = []
+    render = anim.renderer
+    anim.renderer = lambda crop, ks, kps: seen.append(len(kps)) or render(crop, ks, kps)
+    kps = anim.template_keypoints("nod", duration=0.6, fps=10)[:6]
+    frames = list(anim._frames_from_keypoints(iter(kps), len(kps)))
+    assert seen == [4, 4] and len(frames) == 6
+    np.testing.assert_allclose(
+        frames[-1], anim.finish(render(anim.crop.image, anim.source_kp, kps[5:])[0]), atol=1e-4
+    )

@@ -78,11 +78,15 @@ def test_keypoint_loss_is_zero_for_the_exact_flow_only(clip):
 
 def test_losses_vanish_for_the_right_answer(clip):
     src, drv, ks, kd = _batch(clip, [(0, 5)])
-    out = {"frame": drv, "flow": motion.tps_flow(ks, kd, 64, 64)}
+    out = {"frame": drv, "flow": motion.tps_flow(ks, kd, 64, 64), "colour": drv}
     losses = optimize.compute_losses(out, drv, ks, kd, FAST)
-    assert float(losses["l1"]) == 0 and float(losses["perceptual"]) == 0
+    assert float(losses["l1"]) == float(losses["colour"]) == float(losses["perceptual"]) == 0
     wrong = optimize.compute_losses({**out, "frame": src}, drv, ks, kd, FAST)
     assert float(wrong["total"]) > float(losses["total"]) + 0.01
+    # the painting is judged on its own, even where the fusion mask would hide it
+    bad_paint = optimize.compute_losses({**out, "colour": src}, drv, ks, kd, FAST)
+    expected = FAST.colour * float(tf.reduce_mean(tf.abs(src - drv)))
+    assert np.isclose(float(bad_paint["total"]) - float(losses["total"]), expected, rtol=1e-4)
 
 
 def test_pair_dataset_batches_are_reproducible(clip):
