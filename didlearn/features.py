@@ -145,11 +145,15 @@ def vgg16_backbone() -> tf.keras.Model:
     use :func:`feature_extractor` to feed RGB images in [0, 1].
     """
     weights = _read_hed_vgg_weights(hed_weights_path())
-    model = tf.keras.applications.VGG16(
-        include_top=False, weights=None, input_shape=(None, None, 3)
-    )
-    for name, values in weights.items():
-        model.get_layer(name).set_weights(values)
+    # init_scope: built eagerly even when first asked for inside a tf.function. Inside a trace the
+    # weight assignments would only become graph ops, and the cached network kept its *random*
+    # initial weights for the rest of the process (the first shipped model trained that way).
+    with tf.init_scope():
+        model = tf.keras.applications.VGG16(
+            include_top=False, weights=None, input_shape=(None, None, 3)
+        )
+        for name, values in weights.items():
+            model.get_layer(name).set_weights(values)
     model.trainable = False
     return model
 
@@ -164,9 +168,10 @@ def keras_cache_dirs() -> list[Path]:
 
 @functools.lru_cache(maxsize=1)
 def _vgg19_from(path: str) -> tf.keras.Model:
-    model = tf.keras.applications.VGG19(
-        include_top=False, weights=path, input_shape=(None, None, 3)
-    )
+    with tf.init_scope():  # eager even inside a tf.function (see vgg16_backbone)
+        model = tf.keras.applications.VGG19(
+            include_top=False, weights=path, input_shape=(None, None, 3)
+        )
     model.trainable = False
     return model
 

@@ -174,6 +174,22 @@ def test_gradients_flow_inside_tf_function():
     assert float(loss_and_grad()[0]) < float(loss)
 
 
+def test_first_built_inside_tf_function_still_loads_the_pretrained_weights():
+    """Regression: a backbone first built inside a trace kept random weights for the process."""
+    a, b = tf.constant(_portrait(64)[None]), tf.constant(_portrait(64)[None, :, ::-1])
+    eager = float(features.perceptual_distance(a, b, scales=(1.0,)))
+    features.vgg16_backbone.cache_clear()
+    features._truncated_model.cache_clear()
+    try:
+        traced = float(tf.function(features.perceptual_distance)(a, b, scales=(1.0,)))
+        smoothness = _tap_correlation(features.vgg16_backbone())  # the one the trace built
+    finally:  # later tests get a backbone built eagerly, whatever happened here
+        features.vgg16_backbone.cache_clear()
+        features._truncated_model.cache_clear()
+    assert traced == pytest.approx(eager, rel=1e-4)
+    assert smoothness > 0.35  # pretrained, as in test_weights_are_pretrained_not_random
+
+
 def test_vgg19_missing_from_cache_fails_fast(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     start = time.perf_counter()
