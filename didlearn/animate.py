@@ -33,6 +33,9 @@ import numpy as np
 from .errors import NoFaceFoundError, OutputExistsError
 
 METHODS = ("still", "similarity", "piecewise_affine", "thin_plate", "model")
+#: The ``model`` renderer runs batches of a multiple of this many frames (a short batch is padded),
+#: so its compiled graph is traced once, not once per batch size.
+MODEL_BATCH = 8
 
 #: Longest side driving frames are decoded at: landmarks need no more, and detection is 4x
 #: cheaper per halving. Relative transfer is scale-normalised, so the resolution cancels out.
@@ -173,7 +176,13 @@ def model_renderer(models: Any) -> Renderer:
     from . import generator
 
     def render_model(crop: np.ndarray, ks: np.ndarray, kps: np.ndarray) -> np.ndarray:
-        frames = generator.animate_crop(models, crop, ks, np.asarray(kps, np.float32))
+        kps = np.asarray(kps, np.float32)
+        # a new batch size would trace (and XLA-compile) the model again, which costs more than
+        # rendering a few repeated frames: pad to a multiple of MODEL_BATCH, then cut
+        padded = -len(kps) % MODEL_BATCH
+        if padded:
+            kps = np.concatenate([kps, np.repeat(kps[-1:], padded, axis=0)])
+        frames = generator.animate_crop(models, crop, ks, kps)[: len(kps) - padded]
         return np.clip(np.asarray(frames, dtype=np.float32), 0.0, 1.0)
 
     return render_model
@@ -445,13 +454,8 @@ class Animator:
             bar.close()
 
     def _flush(self, pending: list[np.ndarray], bar) -> Iterator[np.ndarray]:
-        kps = np.stack(pending)
-        if self.method == "model" and len(kps) < self.batch:
-            # the compiled model would trace (and XLA-compile) again for a new batch size:
-            # repeating the last keypoints costs less than that
-            kps = np.concatenate([kps, np.repeat(kps[-1:], self.batch - len(kps), axis=0)])
         with self._timed("render"):
-            crops = self.render(kps)[: len(pending)]
+            crops = self.render(np.stack(pending))
         for c in crops:
             with self._timed("paste"):
                 frame = self.finish(c)

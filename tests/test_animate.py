@@ -195,15 +195,17 @@ def test_animate_upload_callback(tmp_path, photo):
     assert path is None and "No face" in message
 
 
-def test_the_model_renders_a_short_last_batch_at_the_full_batch_size(photo):
-    """A new batch size would retrace the compiled model: the last batch is padded, then cut."""
-    anim = animate.Animator(photo, method="model", batch=4, progress=False)
-    seen = []
-    render = anim.renderer
-    anim.renderer = lambda crop, ks, kps: seen.append(len(kps)) or render(crop, ks, kps)
-    kps = anim.template_keypoints("nod", duration=0.6, fps=10)[:6]
-    frames = list(anim._frames_from_keypoints(iter(kps), len(kps)))
-    assert seen == [4, 4] and len(frames) == 6
-    np.testing.assert_allclose(
-        frames[-1], anim.finish(render(anim.crop.image, anim.source_kp, kps[5:])[0]), atol=1e-4
-    )
+def test_the_model_renderer_pads_short_batches_instead_of_retracing(photo):
+    """A new batch size would retrace the compiled model: short batches are padded, then cut."""
+    from didlearn import generator
+
+    anim = animate.Animator(photo, method="model", progress=False)
+    kps = anim.template_keypoints("nod", duration=1.2, fps=10)[:11]
+    full = anim.render(kps[:8])
+    compiled = generator._compiled_renderer(anim.models)
+    traces = compiled.experimental_get_tracing_count()
+    short = anim.render(kps[5:8])
+    rest = anim.render(kps[8:])
+    assert short.shape[0] == 3 and rest.shape[0] == 3
+    assert compiled.experimental_get_tracing_count() == traces  # no new trace for 3 frames
+    np.testing.assert_allclose(short, full[5:8], atol=1e-5)

@@ -129,6 +129,12 @@ def test_fit_logs_checkpoints_and_resumes(clip, tmp_path):
     # a second run with more steps continues from the checkpoint (step 4), not from 1
     more = optimize.fit(models, ds, 5, weights=FAST, log_dir=tmp_path, progress=False)
     assert [h["step"] for h in more] == [4, 5]
+    # a time budget ends the run early, checkpointed: the next run resumes after it
+    budget = optimize.fit(
+        models, ds, 50, weights=FAST, log_dir=tmp_path, progress=False, max_minutes=0
+    )
+    assert [h["step"] for h in budget] == [6]
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("-6")
 
 
 def test_self_pairs_move_landmarks_with_the_image():

@@ -33,8 +33,8 @@ class TrainRun:
         lr: Adam learning rate.
         weights: the ``LossWeights`` used.
         history: one dict per step: the loss terms (``l1``, ``total``, and ``perceptual`` /
-            ``keypoint`` when their weight is not 0) at the weights *before* that step's update,
-            as ``optimize.fit`` records them.
+            ``keypoint`` / ``colour`` when their weight is not 0) at the weights *before* that
+            step's update, as ``optimize.fit`` records them.
         frame: ``(S, S, 3)`` the output for the batch's first pair after the last step.
         final: the loss terms after the last step (one more forward pass).
         seconds: wall time of the run.
@@ -51,7 +51,10 @@ class TrainRun:
 def run_label(run: TrainRun) -> str:
     """A short legend entry, e.g. ``lr 2e-04 | l1 1, perc 0.1, kp 10``."""
     w = run.weights
-    return f"lr {run.lr:.0e} | l1 {w.l1:g}, perc {w.perceptual:g}, kp {w.keypoint:g}"
+    return (
+        f"lr {run.lr:.0e} | l1 {w.l1:g}, perc {w.perceptual:g}, kp {w.keypoint:g}, "
+        f"colour {w.colour:g}"
+    )
 
 
 def run_steps(
@@ -62,6 +65,7 @@ def run_steps(
     l1: float = 1.0,
     perceptual: float = 0.1,
     keypoint: float = 10.0,
+    colour: float = 0.5,
 ) -> TrainRun:
     """Train a copy of ``models`` for ``steps`` Adam steps on one fixed batch.
 
@@ -70,7 +74,7 @@ def run_steps(
         batch: ``(source, driving, ks, kd)``: ``(B, S, S, 3)`` frames, ``(B, N, 2)`` landmarks.
         steps: number of updates (at least 1).
         lr: Adam learning rate (> 0).
-        l1, perceptual, keypoint: loss weights (>= 0; 0 leaves a term out).
+        l1, perceptual, keypoint, colour: loss weights (>= 0; 0 leaves a term out).
 
     Returns:
         A :class:`TrainRun`.
@@ -86,10 +90,12 @@ def run_steps(
         raise ValueError(f"steps must be at least 1, got {steps}")
     if not lr > 0:
         raise ValueError(f"the learning rate must be positive, got {lr}")
-    if min(l1, perceptual, keypoint) < 0:
-        raise ValueError(f"loss weights must be >= 0, got {l1=}, {perceptual=}, {keypoint=}")
+    if min(l1, perceptual, keypoint, colour) < 0:
+        raise ValueError(
+            f"loss weights must be >= 0, got {l1=}, {perceptual=}, {keypoint=}, {colour=}"
+        )
     weights = optimize.LossWeights(
-        l1=float(l1), perceptual=float(perceptual), keypoint=float(keypoint)
+        l1=float(l1), perceptual=float(perceptual), keypoint=float(keypoint), colour=float(colour)
     )
     source, driving, ks, kd = (tf.convert_to_tensor(x, tf.float32) for x in batch)
     twin = optimize.copy_models(models)
@@ -163,6 +169,7 @@ def train_widget(models, batch: Sequence) -> Any:
     w_l1 = widgets.FloatSlider(value=1.0, min=0, max=2, step=0.1, description="w L1")
     w_perc = widgets.FloatSlider(value=0.1, min=0, max=1, step=0.05, description="w perceptual")
     w_kp = widgets.FloatSlider(value=10.0, min=0, max=50, step=1, description="w keypoint")
+    w_col = widgets.FloatSlider(value=0.5, min=0, max=2, step=0.1, description="w colour")
     train = widgets.Button(description="train", button_style="primary")
     clear = widgets.Button(description="clear")
     out = widgets.Output()
@@ -180,7 +187,9 @@ def train_widget(models, batch: Sequence) -> Any:
     def on_train(_) -> None:
         with out:
             print(f"training {steps.value} steps ...")
-        run = run_steps(models, batch, steps.value, lr.value, w_l1.value, w_perc.value, w_kp.value)
+        run = run_steps(
+            models, batch, steps.value, lr.value, w_l1.value, w_perc.value, w_kp.value, w_col.value
+        )
         runs.append(run)
         redraw(
             f"{run_label(run)}: {run.seconds:.1f} s, L1 {run.history[0]['l1']:.4f} -> "
@@ -196,7 +205,7 @@ def train_widget(models, batch: Sequence) -> Any:
     redraw()
     rows = [
         widgets.HBox([lr, steps]),
-        widgets.HBox([w_l1, w_perc, w_kp]),
+        widgets.HBox([w_l1, w_perc, w_kp, w_col]),
         widgets.HBox([train, clear]),
     ]
     return widgets.VBox([*rows, out])
