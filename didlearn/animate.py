@@ -33,9 +33,6 @@ import numpy as np
 from .errors import NoFaceFoundError, OutputExistsError
 
 METHODS = ("still", "similarity", "piecewise_affine", "thin_plate", "model")
-#: The ``model`` renderer runs batches of a multiple of this many frames (a short batch is padded),
-#: so its compiled graph is traced once, not once per batch size.
-MODEL_BATCH = 8
 
 #: Longest side driving frames are decoded at: landmarks need no more, and detection is 4x
 #: cheaper per halving. Relative transfer is scale-normalised, so the resolution cancels out.
@@ -176,14 +173,7 @@ def model_renderer(models: Any) -> Renderer:
     from . import generator
 
     def render_model(crop: np.ndarray, ks: np.ndarray, kps: np.ndarray) -> np.ndarray:
-        kps = np.asarray(kps, np.float32)
-        # a new batch size would trace (and XLA-compile) the model again, which costs more than
-        # rendering a few repeated frames: pad to a multiple of MODEL_BATCH, then cut
-        padded = -len(kps) % MODEL_BATCH
-        if padded:
-            kps = np.concatenate([kps, np.repeat(kps[-1:], padded, axis=0)])
-        frames = generator.animate_crop(models, crop, ks, kps)[: len(kps) - padded]
-        return np.clip(np.asarray(frames, dtype=np.float32), 0.0, 1.0)
+        return generator.animate_crop(models, crop, ks, kps)  # float32, clipped to [0, 1]
 
     return render_model
 

@@ -54,6 +54,9 @@ TPS_STEP = 8
 #: Smoothing of the coarse thin-plate spline: the same λ as the ``thin_plate`` renderer, so the
 #: model starts from exactly that baseline (why 1e-2: ``motion.TPS_SMOOTHING``).
 TPS_REGULARIZATION = TPS_SMOOTHING
+#: :func:`animate_crop` renders a multiple of this many frames (a short batch is padded, then
+#: cut), so its compiled graph is traced once, not once per batch size.
+RENDER_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -380,9 +383,14 @@ def animate_crop(
             f"face with faces.crop_face(photo, landmarks, size={s})"
         )
     kps = np.asarray(kps, np.float32)
+    # a new batch size would trace (and XLA-compile) the model again, which costs more than
+    # rendering a few repeated frames
+    padded = -len(kps) % RENDER_BATCH
+    if padded:
+        kps = np.concatenate([kps, np.repeat(kps[-1:], padded, axis=0)])
     ks = np.broadcast_to(np.asarray(ks, np.float32), kps.shape)
     frames = _compiled_renderer(models)(crop[None], tf.constant(ks), tf.constant(kps))
-    return np.clip(frames.numpy(), 0.0, 1.0)
+    return np.clip(frames.numpy()[: len(kps) - padded], 0.0, 1.0)
 
 
 # --------------------------------------------------------------------------------------------
