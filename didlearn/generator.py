@@ -51,9 +51,6 @@ PARTS = ("refiner", "encoder", "decoder")
 #: The thin-plate flow is evaluated every 8 pixels and interpolated: the refiner corrects what
 #: that loses, and it costs 1 ms per 256x256 frame instead of 4 ms at every 4th pixel.
 TPS_STEP = 8
-#: Smoothing of the coarse thin-plate spline: the same λ as the ``thin_plate`` renderer, so the
-#: model starts from exactly that baseline (why 1e-2: ``motion.TPS_SMOOTHING``).
-TPS_REGULARIZATION = TPS_SMOOTHING
 #: :func:`animate_crop` renders a multiple of this many frames (a short batch is padded, then
 #: cut), so its compiled graph is traced once, not once per batch size.
 RENDER_BATCH = 8
@@ -317,7 +314,8 @@ def forward(
     photo = tf.broadcast_to(photo, tf.stack([b, s, s, 3]))
     ks = tf.broadcast_to(ks, tf.shape(kp))
     if coarse_flow is None:
-        coarse_flow = tps_flow(ks, kp, s, s, step=TPS_STEP, regularization=TPS_REGULARIZATION)
+        # the thin_plate renderer's λ: the untrained model is exactly that baseline
+        coarse_flow = tps_flow(ks, kp, s, s, step=TPS_STEP, regularization=TPS_SMOOTHING)
     coarse_flow = tf.stop_gradient(coarse_flow)
     residual, occ_logit = models.refiner(
         _refiner_input(photo, coarse_flow, ks, kp, cfg), training=training

@@ -68,7 +68,7 @@ def test_untrained_models_reproduce_thin_plate_warping(small_models, portrait_cr
         64,
         64,
         step=generator.TPS_STEP,
-        regularization=generator.TPS_REGULARIZATION,
+        regularization=motion.TPS_SMOOTHING,
     )
     np.testing.assert_allclose(out["flow"].numpy(), tps.numpy(), atol=1e-5)
     warped = flow.warp(np.repeat(crop[None], 2, 0), tps).numpy()
