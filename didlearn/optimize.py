@@ -166,12 +166,12 @@ def prepare_clip(path: str | os.PathLike, size: int = 256, max_frames: int | Non
 
     video = data.read_video(path, max_frames=max_frames)
     track = faces.track_landmarks(video.frames, smoothing=False, fps=video.fps)
-    crop = faces.crop_face(video.frames[0], track.landmarks[0], size)
-    frames = np.stack([faces.crop_face(f, track.landmarks[0], size).image for f in video.frames])
+    crops = [faces.crop_face(f, track.landmarks[0], size) for f in video.frames]
+    frames = np.stack([c.image for c in crops])
     return Clip(
         Path(path).stem,
         (np.clip(frames, 0, 1) * 255 + 0.5).astype(np.uint8),
-        crop.to_crop(track.landmarks).astype(np.float32),
+        crops[0].to_crop(track.landmarks).astype(np.float32),
     )
 
 
