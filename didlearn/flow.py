@@ -117,18 +117,39 @@ def warp(x, flow, padding: str = "border") -> tf.Tensor:
 
 
 def _bilinear_sample(x: tf.Tensor, flow: tf.Tensor, zeros: bool) -> tf.Tensor:
-    """Sample ``x`` (B,H,W,C) at ``grid + flow`` with one flat gather of the 4 corners."""
+    """Sample ``x`` (B,H,W,C) at ``grid + flow``: :func:`sample_points` at every pixel."""
     shape = tf.shape(x)
-    b, h, w, c = shape[0], shape[1], shape[2], shape[3]
+    b, h, w = shape[0], shape[1], shape[2]
     flow = tf.broadcast_to(flow, tf.stack([b, h, w, 2]))
     dtype = x.dtype
+    gy, gx = tf.meshgrid(
+        tf.range(tf.cast(h, dtype), dtype=dtype),
+        tf.range(tf.cast(w, dtype), dtype=dtype),
+        indexing="ij",
+    )
+    points = tf.stack([gx, gy], axis=-1)[None] + flow
+    return sample_points(x, points, "zeros" if zeros else "border")
+
+
+def sample_points(x: tf.Tensor, points: tf.Tensor, padding: str = "border") -> tf.Tensor:
+    """Bilinear values of ``x (B, H, W, C)`` at ``points (B, ..., 2)`` -> ``(B, ..., C)``.
+
+    ``points`` are pixel positions ``(x, y)`` (pixel centres at integers), e.g. ``(B, N, 2)``
+    landmarks or ``(B, H, W, 2)`` a whole sampling grid. ``padding`` as in :func:`warp`.
+    Differentiable with respect to both ``x`` and ``points``; one gather for the four corners.
+    """
+    zeros = padding == "zeros"
+    shape = tf.shape(x)
+    b, h, w, c = shape[0], shape[1], shape[2], shape[3]
+    dtype = x.dtype
+    points = tf.cast(points, dtype)
+    out_shape = tf.concat([tf.shape(points)[:-1], [c]], 0)
+    points = tf.reshape(points, tf.stack([b, -1, 2]))  # (B, P, 2)
     hf, wf = tf.cast(h, dtype), tf.cast(w, dtype)
-    gy, gx = tf.meshgrid(tf.range(hf, dtype=dtype), tf.range(wf, dtype=dtype), indexing="ij")
-    px = gx[None] + flow[..., 0]
-    py = gy[None] + flow[..., 1]
+    px, py = points[..., 0], points[..., 1]
     if not zeros:
         # Clamping the position (not the corner index) replicates the border exactly and keeps
-        # the gradient wrt the flow at 0 outside, where moving the point changes nothing.
+        # the gradient wrt the position at 0 outside, where moving the point changes nothing.
         px = tf.clip_by_value(px, 0.0, wf - 1.0)
         py = tf.clip_by_value(py, 0.0, hf - 1.0)
     x0f, y0f = tf.floor(px), tf.floor(py)
@@ -136,12 +157,12 @@ def _bilinear_sample(x: tf.Tensor, flow: tf.Tensor, zeros: bool) -> tf.Tensor:
         # Keep x0 <= W-2 so that x1 = x0 + 1 is a valid index; at px = W-1 the weight wx is 1.
         x0f = tf.minimum(x0f, tf.maximum(wf - 2.0, 0.0))
         y0f = tf.minimum(y0f, tf.maximum(hf - 2.0, 0.0))
-    wx1 = px - x0f  # weights are the only path of the gradient wrt the flow
+    wx1 = px - x0f  # weights are the only path of the gradient wrt the positions
     wy1 = py - y0f
     wx0, wy0 = 1.0 - wx1, 1.0 - wy1
     x0 = tf.cast(x0f, tf.int32)
     y0 = tf.cast(y0f, tf.int32)
-    xs = tf.stack([x0, x0 + 1, x0, x0 + 1], axis=-1)  # (B,H,W,4): corners 00, 01, 10, 11
+    xs = tf.stack([x0, x0 + 1, x0, x0 + 1], axis=-1)  # (B,P,4): corners 00, 01, 10, 11
     ys = tf.stack([y0, y0, y0 + 1, y0 + 1], axis=-1)
     wts = tf.stack([wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1], axis=-1)
     if zeros:
@@ -149,11 +170,11 @@ def _bilinear_sample(x: tf.Tensor, flow: tf.Tensor, zeros: bool) -> tf.Tensor:
         wts = wts * tf.cast(inside, dtype)
     xs = tf.clip_by_value(xs, 0, w - 1)
     ys = tf.clip_by_value(ys, 0, h - 1)
-    base = tf.reshape(tf.range(b) * (h * w), [-1, 1, 1, 1])
+    base = tf.reshape(tf.range(b) * (h * w), [-1, 1, 1])
     idx = base + ys * w + xs
     flat = tf.reshape(x, tf.stack([-1, c]))
-    corners = tf.gather(flat, idx)  # (B,H,W,4,C)
-    return tf.reduce_sum(corners * wts[..., None], axis=-2)
+    corners = tf.gather(flat, idx)  # (B,P,4,C)
+    return tf.reshape(tf.reduce_sum(corners * wts[..., None], axis=-2), out_shape)
 
 
 def warp_numpy(image: np.ndarray, flow: np.ndarray, padding: str = "border") -> np.ndarray:
@@ -577,6 +598,7 @@ __all__ = [
     "random_smooth_flow",
     "random_texture",
     "read_flo",
+    "sample_points",
     "synthetic_pair",
     "thin_plate_flow",
     "tvl1_flow",

@@ -376,3 +376,28 @@ def test_weighted_median_is_a_median_that_keeps_image_edges():
     edges[:, 19:21] = 1.0
     np.testing.assert_allclose(fe._weighted_median(step, edges, 5, 0.1), step, atol=1e-2)
     assert np.all(fe._median(step, 5)[:, 19:21, 0] == 0)
+
+
+# ---------------------------------------------------------------------------- sampling at points
+
+
+def test_sample_points_is_bilinear_and_clamps_or_zeroes_outside():
+    ramp = np.stack(np.meshgrid(np.arange(8.0), np.arange(6.0)), -1).astype(np.float32)
+    pts = np.array([[[2.25, 3.5], [0.0, 0.0], [6.9, 4.1]]], np.float32)
+    got = fl.sample_points(tf.constant(ramp[None]), tf.constant(pts)).numpy()
+    np.testing.assert_allclose(got, pts, atol=1e-5)
+    outside = tf.constant([[[-3.0, 2.0], [7.5, 9.0]]])
+    border = fl.sample_points(tf.constant(ramp[None]), outside).numpy()
+    np.testing.assert_allclose(border, [[[0.0, 2.0], [7.0, 5.0]]], atol=1e-5)
+    zeros = fl.sample_points(tf.constant(ramp[None]), outside, padding="zeros").numpy()
+    np.testing.assert_allclose(zeros, 0.0, atol=1e-6)
+
+
+def test_sample_points_on_the_shifted_grid_is_warp():
+    rng = np.random.default_rng(0)
+    img = rng.random((2, 12, 10, 3)).astype(np.float32)
+    flow = rng.normal(0, 3, (2, 12, 10, 2)).astype(np.float32)
+    grid = np.stack(np.meshgrid(np.arange(10.0), np.arange(12.0)), -1).astype(np.float32)
+    for padding in fl.PADDINGS:
+        at_points = fl.sample_points(tf.constant(img), grid[None] + flow, padding).numpy()
+        np.testing.assert_allclose(at_points, fl.warp(img, flow, padding).numpy(), atol=1e-5)

@@ -61,13 +61,6 @@ def test_augmentation_moves_landmarks_with_the_pixels():
         np.testing.assert_allclose(a, b.numpy().mean(axis=-1), atol=1e-6)  # same change
 
 
-def test_sample_points_is_bilinear():
-    ramp = np.stack(np.meshgrid(np.arange(8.0), np.arange(6.0)), -1).astype(np.float32)
-    pts = np.array([[[2.25, 3.5], [0.0, 0.0], [6.9, 4.1]]], np.float32)
-    got = optimize.sample_points(tf.constant(ramp[None]), tf.constant(pts)).numpy()
-    np.testing.assert_allclose(got, pts, atol=1e-5)
-
-
 def test_keypoint_loss_is_zero_for_the_exact_flow_only(clip):
     ks, kd = clip.landmarks[0][None], clip.landmarks[8][None]
     exact = motion.tps_flow(ks, kd, 64, 64)
@@ -78,15 +71,23 @@ def test_keypoint_loss_is_zero_for_the_exact_flow_only(clip):
 
 def test_losses_vanish_for_the_right_answer(clip):
     src, drv, ks, kd = _batch(clip, [(0, 5)])
-    out = {"frame": drv, "flow": motion.tps_flow(ks, kd, 64, 64), "colour": drv}
+    flow = motion.tps_flow(ks, kd, 64, 64)
+    out = {"frame": drv, "flow": flow, "colour": drv, "mask": tf.ones_like(drv[..., :1])}
     losses = optimize.compute_losses(out, drv, ks, kd, FAST)
     assert float(losses["l1"]) == float(losses["colour"]) == float(losses["perceptual"]) == 0
+    assert float(losses["paint"]) == 0  # the mask keeps the warp everywhere: nothing painted
     wrong = optimize.compute_losses({**out, "frame": src}, drv, ks, kd, FAST)
     assert float(wrong["total"]) > float(losses["total"]) + 0.01
     # the painting is judged on its own, even where the fusion mask would hide it
     bad_paint = optimize.compute_losses({**out, "colour": src}, drv, ks, kd, FAST)
     expected = FAST.colour * float(tf.reduce_mean(tf.abs(src - drv)))
     assert np.isclose(float(bad_paint["total"]) - float(losses["total"]), expected, rtol=1e-4)
+    # painting costs paint * (1 - M) per pixel, even when the painting is right
+    half = tf.concat([tf.zeros_like(drv[:, :32, :, :1]), tf.ones_like(drv[:, 32:, :, :1])], 1)
+    painted = optimize.compute_losses({**out, "mask": half}, drv, ks, kd, FAST)
+    assert np.isclose(float(painted["paint"]), 0.5)
+    expected = FAST.paint * 0.5
+    assert np.isclose(float(painted["total"]) - float(losses["total"]), expected, rtol=1e-4)
 
 
 def test_pair_dataset_batches_are_reproducible(clip):

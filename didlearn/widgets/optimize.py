@@ -33,8 +33,8 @@ class TrainRun:
         lr: Adam learning rate.
         weights: the ``LossWeights`` used.
         history: one dict per step: the loss terms (``l1``, ``total``, and ``perceptual`` /
-            ``keypoint`` / ``colour`` when their weight is not 0) at the weights *before* that
-            step's update, as ``optimize.fit`` records them.
+            ``keypoint`` / ``colour`` / ``paint`` when their weight is not 0) at the weights
+            *before* that step's update, as ``optimize.fit`` records them.
         frame: ``(S, S, 3)`` the output for the batch's first pair after the last step.
         final: the loss terms after the last step (one more forward pass).
         seconds: wall time of the run.
@@ -53,7 +53,7 @@ def run_label(run: TrainRun) -> str:
     w = run.weights
     return (
         f"lr {run.lr:.0e} | l1 {w.l1:g}, perc {w.perceptual:g}, kp {w.keypoint:g}, "
-        f"colour {w.colour:g}"
+        f"colour {w.colour:g}, paint {w.paint:g}"
     )
 
 
@@ -66,6 +66,7 @@ def run_steps(
     perceptual: float = 0.1,
     keypoint: float = 10.0,
     colour: float = 0.5,
+    paint: float = 0.05,
 ) -> TrainRun:
     """Train a copy of ``models`` for ``steps`` Adam steps on one fixed batch.
 
@@ -74,7 +75,7 @@ def run_steps(
         batch: ``(source, driving, ks, kd)``: ``(B, S, S, 3)`` frames, ``(B, N, 2)`` landmarks.
         steps: number of updates (at least 1).
         lr: Adam learning rate (> 0).
-        l1, perceptual, keypoint, colour: loss weights (>= 0; 0 leaves a term out).
+        l1, perceptual, keypoint, colour, paint: loss weights (>= 0; 0 leaves a term out).
 
     Returns:
         A :class:`TrainRun`.
@@ -90,13 +91,11 @@ def run_steps(
         raise ValueError(f"steps must be at least 1, got {steps}")
     if not lr > 0:
         raise ValueError(f"the learning rate must be positive, got {lr}")
-    if min(l1, perceptual, keypoint, colour) < 0:
-        raise ValueError(
-            f"loss weights must be >= 0, got {l1=}, {perceptual=}, {keypoint=}, {colour=}"
-        )
-    weights = optimize.LossWeights(
-        l1=float(l1), perceptual=float(perceptual), keypoint=float(keypoint), colour=float(colour)
-    )
+    given = dict(l1=l1, perceptual=perceptual, keypoint=keypoint, colour=colour, paint=paint)
+    if min(given.values()) < 0:
+        listed = ", ".join(f"{k}={v}" for k, v in given.items())
+        raise ValueError(f"loss weights must be >= 0, got {listed}")
+    weights = optimize.LossWeights(**{k: float(v) for k, v in given.items()})
     source, driving, ks, kd = (tf.convert_to_tensor(x, tf.float32) for x in batch)
     twin = optimize.copy_models(models)
     optimizer = optimize.make_optimizer(float(lr))
@@ -170,6 +169,7 @@ def train_widget(models, batch: Sequence) -> Any:
     w_perc = widgets.FloatSlider(value=0.1, min=0, max=1, step=0.05, description="w perceptual")
     w_kp = widgets.FloatSlider(value=10.0, min=0, max=50, step=1, description="w keypoint")
     w_col = widgets.FloatSlider(value=0.5, min=0, max=2, step=0.1, description="w colour")
+    w_paint = widgets.FloatSlider(value=0.05, min=0, max=0.5, step=0.01, description="w paint")
     train = widgets.Button(description="train", button_style="primary")
     clear = widgets.Button(description="clear")
     out = widgets.Output()
@@ -187,9 +187,8 @@ def train_widget(models, batch: Sequence) -> Any:
     def on_train(_) -> None:
         with out:
             print(f"training {steps.value} steps ...")
-        run = run_steps(
-            models, batch, steps.value, lr.value, w_l1.value, w_perc.value, w_kp.value, w_col.value
-        )
+        weights = (w_l1, w_perc, w_kp, w_col, w_paint)
+        run = run_steps(models, batch, steps.value, lr.value, *(w.value for w in weights))
         runs.append(run)
         redraw(
             f"{run_label(run)}: {run.seconds:.1f} s, L1 {run.history[0]['l1']:.4f} -> "
@@ -205,7 +204,7 @@ def train_widget(models, batch: Sequence) -> Any:
     redraw()
     rows = [
         widgets.HBox([lr, steps]),
-        widgets.HBox([w_l1, w_perc, w_kp, w_col]),
+        widgets.HBox([w_l1, w_perc, w_kp, w_col, w_paint]),
         widgets.HBox([train, clear]),
     ]
     return widgets.VBox([*rows, out])
