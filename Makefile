@@ -35,6 +35,7 @@ benchmarks: install
 	$(PY) benchmarks/flow_benchmark.py --data ../shared/data/flow
 	$(PY) benchmarks/motion_benchmark.py
 	$(PY) benchmarks/reenact_benchmark.py
+	$(PY) benchmarks/animate_benchmark.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache didlearn-demo
