@@ -95,8 +95,7 @@ def warp(x, flow, padding: str = "border") -> tf.Tensor:
     Raises:
         InvalidFlowError: wrong ranks/channels, sizes that differ, NaN/inf flow (checked eagerly).
     """
-    if padding not in PADDINGS:
-        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+    zeros = _zeros_padding(padding)
     x = tf.convert_to_tensor(x)
     if not x.dtype.is_floating:
         x = tf.cast(x, tf.float32)
@@ -112,8 +111,15 @@ def warp(x, flow, padding: str = "border") -> tf.Tensor:
             "warp: the flow contains NaN or infinite values; replace them (e.g. tf.where with "
             "tf.math.is_finite) before warping."
         )
-    out = _bilinear_sample(x, flow, padding == "zeros")
+    out = _bilinear_sample(x, flow, zeros)
     return out[0] if single else out
+
+
+def _zeros_padding(padding: str) -> bool:
+    """Check a ``padding`` name of :data:`PADDINGS`; True for ``"zeros"``."""
+    if padding not in PADDINGS:
+        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+    return padding == "zeros"
 
 
 def _bilinear_sample(x: tf.Tensor, flow: tf.Tensor, zeros: bool) -> tf.Tensor:
@@ -134,10 +140,8 @@ def sample_points(x: tf.Tensor, points: tf.Tensor, padding: str = "border") -> t
     landmarks or ``(B, H, W, 2)`` a whole sampling grid. ``padding`` as in :func:`warp`.
     Differentiable with respect to both ``x`` and ``points``; one gather for the four corners.
     """
-    if padding not in PADDINGS:
-        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
     points = tf.cast(points, x.dtype)
-    return _sample_xy(x, points[..., 0], points[..., 1], padding == "zeros")
+    return _sample_xy(x, points[..., 0], points[..., 1], _zeros_padding(padding))
 
 
 def _sample_xy(x: tf.Tensor, px: tf.Tensor, py: tf.Tensor, zeros: bool) -> tf.Tensor:

@@ -163,13 +163,21 @@ def train_widget(models, batch: Sequence) -> Any:
     import matplotlib.pyplot as plt
     from IPython.display import display
 
+    from .. import optimize
+
     lr = widgets.FloatLogSlider(value=2e-4, base=10, min=-6, max=-1, step=0.25, description="lr")
     steps = widgets.IntSlider(value=8, min=1, max=40, description="steps")
-    w_l1 = widgets.FloatSlider(value=1.0, min=0, max=2, step=0.1, description="w L1")
-    w_perc = widgets.FloatSlider(value=0.1, min=0, max=1, step=0.05, description="w perceptual")
-    w_kp = widgets.FloatSlider(value=10.0, min=0, max=50, step=1, description="w keypoint")
-    w_col = widgets.FloatSlider(value=0.5, min=0, max=2, step=0.1, description="w colour")
-    w_paint = widgets.FloatSlider(value=0.05, min=0, max=0.5, step=0.01, description="w paint")
+    start = optimize.LossWeights()  # the sliders start at the training defaults
+
+    def weight_slider(term: str, label: str, top: float, step: float):
+        value = getattr(start, term)
+        return widgets.FloatSlider(value=value, min=0, max=top, step=step, description=label)
+
+    w_l1 = weight_slider("l1", "w L1", 2, 0.1)
+    w_perc = weight_slider("perceptual", "w perceptual", 1, 0.05)
+    w_kp = weight_slider("keypoint", "w keypoint", 50, 1)
+    w_col = weight_slider("colour", "w colour", 2, 0.1)
+    w_paint = weight_slider("paint", "w paint", 0.5, 0.01)
     train = widgets.Button(description="train", button_style="primary")
     clear = widgets.Button(description="clear")
     out = widgets.Output()
