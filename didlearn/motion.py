@@ -277,6 +277,22 @@ def _evaluate(g: tf.Tensor, c: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
     return f + aff[:, :1] + tf.einsum("md,bde->bme", g, aff[:, 1:])
 
 
+def _gradient(f: tf.Tensor, axis: int) -> tf.Tensor:
+    """``np.gradient`` of a ``(B, H, W, C)`` tensor along axis 1 or 2: central differences,
+    one-sided at the borders. Slices, not gathers: their gradient is cheap on a CPU."""
+    f = f if axis == 2 else tf.transpose(f, [0, 2, 1, 3])
+    first, last = f[:, :, 1:2] - f[:, :, :1], f[:, :, -1:] - f[:, :, -2:-1]
+    d = tf.concat([first, (f[:, :, 2:] - f[:, :, :-2]) / 2, last], axis=2)
+    return d if axis == 2 else tf.transpose(d, [0, 2, 1, 3])
+
+
+def area_ratio_tensor(flow: tf.Tensor) -> tf.Tensor:
+    """:func:`area_ratio` of a ``(B, H, W, 2)`` flow as a differentiable tensor (for losses)."""
+    flow = tf.cast(flow, tf.float32)
+    d_dy, d_dx = _gradient(flow, 1), _gradient(flow, 2)
+    return (1 + d_dx[..., 0]) * (1 + d_dy[..., 1]) - d_dy[..., 0] * d_dx[..., 1]
+
+
 def area_ratio(flow) -> np.ndarray:
     """Local area change of the backward warp ``p -> p + flow(p)``: ``det(I + ∇flow)``.
 
@@ -290,9 +306,8 @@ def area_ratio(flow) -> np.ndarray:
         what was hidden).
     """
     f = np.asarray(flow, dtype=np.float32)
-    dudy, dudx = np.gradient(f[..., 0], axis=(-2, -1))
-    dvdy, dvdx = np.gradient(f[..., 1], axis=(-2, -1))
-    return ((1 + dudx) * (1 + dvdy) - dudy * dvdx).astype(np.float32)
+    ratio = area_ratio_tensor(tf.constant(f.reshape((-1, *f.shape[-3:])))).numpy()
+    return ratio.reshape(f.shape[:-1])
 
 
 def warp_sequence(

@@ -47,6 +47,7 @@ import tensorflow as tf
 from . import generator
 from .flow import sample_points
 from .generator import AnimationModels
+from .motion import area_ratio_tensor
 
 #: Index of each dlib landmark's mirror image (left eye <-> right eye, ...), for flips.
 MIRROR_68 = np.array(
@@ -84,6 +85,7 @@ class LossWeights:
     keypoint: float = 10.0
     colour: float = 0.5
     paint: float = 0.05
+    fold: float = 1.0
     perceptual_scales: tuple[float, ...] = (0.25, 0.125)
 
 
@@ -92,6 +94,15 @@ def keypoint_loss(flow: tf.Tensor, ks: tf.Tensor, kd: tf.Tensor) -> tf.Tensor:
     size = tf.cast(tf.shape(flow)[2], tf.float32)
     landed = kd + sample_points(flow, kd)
     return tf.reduce_mean(tf.abs(landed - ks)) / size
+
+
+def fold_loss(flow: tf.Tensor) -> tf.Tensor:
+    """``mean(max(0, -det(I + ∇F)))``: how much the backward warp folds over itself.
+
+    A backward warp never needs to fold: what the photo hides is painted, not read twice. A fold
+    shows the same photo pixels in two places: a mirrored ghost of the cheek beside a turned head.
+    """
+    return tf.reduce_mean(tf.nn.relu(-area_ratio_tensor(flow)))
 
 
 def compute_losses(
@@ -123,6 +134,8 @@ def compute_losses(
         # a price on painting: without it the mask blends the blurry C in everywhere it shaves
         # a little L1 off, which blurs the eyes, brows and jaw line the landmarks sit on
         losses["paint"] = tf.reduce_mean(1.0 - tf.cast(out["mask"], tf.float32))
+    if weights.fold:
+        losses["fold"] = fold_loss(out["flow"])
     losses["total"] = tf.add_n([getattr(weights, k) * v for k, v in losses.items()])
     return losses
 

@@ -302,3 +302,17 @@ def test_area_ratio_of_rigid_zoom_and_fold():
     np.testing.assert_allclose(motion.area_ratio(zoom[None]), 0.25, atol=1e-6)
     fold = np.stack([-2.0 * (xs - 16), np.zeros_like(ys)], -1)  # x -> -x: mirrored
     assert (motion.area_ratio(fold) < 0).all()
+
+
+def test_area_ratio_is_numpys_determinant_and_differentiable():
+    flow = np.random.default_rng(0).normal(0, 3, (2, 9, 13, 2)).astype(np.float32)
+    dudy, dudx = np.gradient(flow[..., 0], axis=(1, 2))
+    dvdy, dvdx = np.gradient(flow[..., 1], axis=(1, 2))
+    expected = (1 + dudx) * (1 + dvdy) - dudy * dvdx
+    np.testing.assert_allclose(motion.area_ratio(flow), expected, atol=1e-5)
+    np.testing.assert_allclose(motion.area_ratio(flow[1]), expected[1], atol=1e-5)
+    f = tf.Variable(flow)
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(motion.area_ratio_tensor(f))
+    grad = tape.gradient(total, f).numpy()
+    assert np.isfinite(grad).all() and np.abs(grad).max() > 0

@@ -69,6 +69,19 @@ def test_keypoint_loss_is_zero_for_the_exact_flow_only(clip):
     assert float(optimize.keypoint_loss(still, ks, kd)) > 0.005
 
 
+def test_fold_loss_prices_only_a_warp_that_folds():
+    ys, xs = np.mgrid[0:32, 0:32].astype(np.float32)
+    shift = tf.constant(np.stack([np.full_like(xs, 3.0), np.full_like(ys, -2.0)], -1)[None])
+    zoom = tf.constant(np.stack([-0.5 * (xs - 16), -0.5 * (ys - 16)], -1)[None])
+    assert float(optimize.fold_loss(shift)) == float(optimize.fold_loss(zoom)) == 0
+    # x -> 16 - (x - 16): the photo mirrored, det(I + grad F) = -1 everywhere
+    mirror = tf.constant(np.stack([-2.0 * (xs - 16), np.zeros_like(ys)], -1)[None])
+    assert np.isclose(float(optimize.fold_loss(mirror)), 1.0)
+    # only the folded half of the picture costs
+    half = np.stack([-2.0 * (xs - 16) * (ys < 16), np.zeros_like(ys)], -1)[None]
+    assert 0.4 < float(optimize.fold_loss(tf.constant(half))) < 0.6
+
+
 def test_losses_vanish_for_the_right_answer(clip):
     src, drv, ks, kd = _batch(clip, [(0, 5)])
     flow = motion.tps_flow(ks, kd, 64, 64)
@@ -76,6 +89,7 @@ def test_losses_vanish_for_the_right_answer(clip):
     losses = optimize.compute_losses(out, drv, ks, kd, FAST)
     assert float(losses["l1"]) == float(losses["colour"]) == float(losses["perceptual"]) == 0
     assert float(losses["paint"]) == 0  # the mask keeps the warp everywhere: nothing painted
+    assert float(losses["fold"]) == 0  # the thin-plate flow between two real frames: no fold
     wrong = optimize.compute_losses({**out, "frame": src}, drv, ks, kd, FAST)
     assert float(wrong["total"]) > float(losses["total"]) + 0.01
     # the painting is judged on its own, even where the fusion mask would hide it

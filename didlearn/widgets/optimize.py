@@ -33,8 +33,8 @@ class TrainRun:
         lr: Adam learning rate.
         weights: the ``LossWeights`` used.
         history: one dict per step: the loss terms (``l1``, ``total``, and ``perceptual`` /
-            ``keypoint`` / ``colour`` / ``paint`` when their weight is not 0) at the weights
-            *before* that step's update, as ``optimize.fit`` records them.
+            ``keypoint`` / ``colour`` / ``paint`` / ``fold`` when their weight is not 0) at the
+            weights *before* that step's update, as ``optimize.fit`` records them.
         frame: ``(S, S, 3)`` the output for the batch's first pair after the last step.
         final: the loss terms after the last step (one more forward pass).
         seconds: wall time of the run.
@@ -53,7 +53,7 @@ def run_label(run: TrainRun) -> str:
     w = run.weights
     return (
         f"lr {run.lr:.0e} | l1 {w.l1:g}, perc {w.perceptual:g}, kp {w.keypoint:g}, "
-        f"colour {w.colour:g}, paint {w.paint:g}"
+        f"colour {w.colour:g}, paint {w.paint:g}, fold {w.fold:g}"
     )
 
 
@@ -67,6 +67,7 @@ def run_steps(
     keypoint: float = 10.0,
     colour: float = 0.5,
     paint: float = 0.05,
+    fold: float = 1.0,
 ) -> TrainRun:
     """Train a copy of ``models`` for ``steps`` Adam steps on one fixed batch.
 
@@ -75,7 +76,7 @@ def run_steps(
         batch: ``(source, driving, ks, kd)``: ``(B, S, S, 3)`` frames, ``(B, N, 2)`` landmarks.
         steps: number of updates (at least 1).
         lr: Adam learning rate (> 0).
-        l1, perceptual, keypoint, colour, paint: loss weights (>= 0; 0 leaves a term out).
+        l1, perceptual, keypoint, colour, paint, fold: loss weights (>= 0; 0 leaves a term out).
 
     Returns:
         A :class:`TrainRun`.
@@ -91,7 +92,9 @@ def run_steps(
         raise ValueError(f"steps must be at least 1, got {steps}")
     if not lr > 0:
         raise ValueError(f"the learning rate must be positive, got {lr}")
-    given = dict(l1=l1, perceptual=perceptual, keypoint=keypoint, colour=colour, paint=paint)
+    given = dict(
+        l1=l1, perceptual=perceptual, keypoint=keypoint, colour=colour, paint=paint, fold=fold
+    )
     if min(given.values()) < 0:
         listed = ", ".join(f"{k}={v}" for k, v in given.items())
         raise ValueError(f"loss weights must be >= 0, got {listed}")
@@ -178,6 +181,7 @@ def train_widget(models, batch: Sequence) -> Any:
     w_kp = weight_slider("keypoint", "w keypoint", 50, 1)
     w_col = weight_slider("colour", "w colour", 2, 0.1)
     w_paint = weight_slider("paint", "w paint", 0.5, 0.01)
+    w_fold = weight_slider("fold", "w fold", 5, 0.1)
     train = widgets.Button(description="train", button_style="primary")
     clear = widgets.Button(description="clear")
     out = widgets.Output()
@@ -195,7 +199,7 @@ def train_widget(models, batch: Sequence) -> Any:
     def on_train(_) -> None:
         with out:
             print(f"training {steps.value} steps ...")
-        weights = (w_l1, w_perc, w_kp, w_col, w_paint)
+        weights = (w_l1, w_perc, w_kp, w_col, w_paint, w_fold)
         run = run_steps(models, batch, steps.value, lr.value, *(w.value for w in weights))
         runs.append(run)
         redraw(
@@ -212,7 +216,7 @@ def train_widget(models, batch: Sequence) -> Any:
     redraw()
     rows = [
         widgets.HBox([lr, steps]),
-        widgets.HBox([w_l1, w_perc, w_kp, w_col, w_paint]),
+        widgets.HBox([w_l1, w_perc, w_kp, w_col, w_paint, w_fold]),
         widgets.HBox([train, clear]),
     ]
     return widgets.VBox([*rows, out])
