@@ -1,5 +1,7 @@
 """Gradient optimization: losses, augmentation, tf.data pairs, train steps, fit, fine-tuning."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -89,7 +91,6 @@ def test_losses_vanish_for_the_right_answer(clip):
     losses = optimize.compute_losses(out, drv, ks, kd, FAST)
     assert float(losses["l1"]) == float(losses["colour"]) == float(losses["perceptual"]) == 0
     assert float(losses["paint"]) == 0  # the mask keeps the warp everywhere: nothing painted
-    assert float(losses["fold"]) == 0  # the thin-plate flow between two real frames: no fold
     wrong = optimize.compute_losses({**out, "frame": src}, drv, ks, kd, FAST)
     assert float(wrong["total"]) > float(losses["total"]) + 0.01
     # the painting is judged on its own, even where the fusion mask would hide it
@@ -102,6 +103,17 @@ def test_losses_vanish_for_the_right_answer(clip):
     assert np.isclose(float(painted["paint"]), 0.5)
     expected = FAST.paint * 0.5
     assert np.isclose(float(painted["total"]) - float(losses["total"]), expected, rtol=1e-4)
+    # the fold price (off by default): 0 for the thin-plate flow, weight * fold_loss for a fold
+    assert "fold" not in losses
+    priced = dataclasses.replace(FAST, fold=10.0)
+    unfolded = optimize.compute_losses(out, drv, ks, kd, priced)
+    assert float(unfolded["fold"]) == 0 and float(unfolded["total"]) == float(losses["total"])
+    xs = np.arange(64, dtype=np.float32)[None, None, :, None] * np.ones((1, 64, 1, 1), np.float32)
+    mirror = tf.concat([32 - 2 * tf.constant(xs), tf.zeros_like(xs)], -1)  # reads 32 - x: folds
+    folded = optimize.compute_losses({**out, "flow": mirror}, drv, ks, kd, priced)
+    assert np.isclose(float(folded["fold"]), 1.0)
+    unpriced = optimize.compute_losses({**out, "flow": mirror}, drv, ks, kd, FAST)
+    assert np.isclose(float(folded["total"]) - float(unpriced["total"]), 10.0, rtol=1e-4)
 
 
 def test_pair_dataset_batches_are_reproducible(clip):

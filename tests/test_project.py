@@ -36,6 +36,15 @@ def test_notebook_committed_without_outputs(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_cells_have_unique_ids(path):
+    # nbformat 4.5 requires cell ids (a missing one is a warning today, an error in later nbformat)
+    notebook = json.loads(path.read_text())
+    ids = [cell.get("id") for cell in notebook["cells"]]
+    assert None not in ids, f"{path.name} cell {ids.index(None)} has no id"
+    assert len(set(ids)) == len(ids), f"{path.name} has duplicate cell ids"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_kernelspec_is_python3(path):
     notebook = json.loads(path.read_text())
     assert notebook["metadata"]["kernelspec"]["name"] == "python3"

@@ -67,7 +67,7 @@ def run_steps(
     keypoint: float = 10.0,
     colour: float = 0.5,
     paint: float = 0.05,
-    fold: float = 1.0,
+    fold: float = 0.0,
 ) -> TrainRun:
     """Train a copy of ``models`` for ``steps`` Adam steps on one fixed batch.
 
@@ -181,7 +181,7 @@ def train_widget(models, batch: Sequence) -> Any:
     w_kp = weight_slider("keypoint", "w keypoint", 50, 1)
     w_col = weight_slider("colour", "w colour", 2, 0.1)
     w_paint = weight_slider("paint", "w paint", 0.5, 0.01)
-    w_fold = weight_slider("fold", "w fold", 5, 0.1)
+    w_fold = weight_slider("fold", "w fold", 50, 1)
     train = widgets.Button(description="train", button_style="primary")
     clear = widgets.Button(description="clear")
     out = widgets.Output()
