@@ -52,6 +52,8 @@ def test_run_steps_records_every_step_and_lowers_the_loss(run):
     assert result.frame.shape == (SIZE, SIZE, 3)
     assert 0 <= result.frame.min() <= result.frame.max() <= 1
     assert "lr 3e-03" in run_label(result) and "kp 10" in run_label(result)
+    # weights not given are training's defaults
+    assert result.weights == LossWeights(perceptual=0.0, keypoint=10.0)
 
 
 def test_the_models_given_are_left_unchanged(tiny, run):

@@ -62,12 +62,12 @@ def run_steps(
     batch: Sequence,
     steps: int = 10,
     lr: float = 2e-4,
-    l1: float = 1.0,
-    perceptual: float = 0.1,
-    keypoint: float = 10.0,
-    colour: float = 0.5,
-    paint: float = 0.05,
-    fold: float = 0.0,
+    l1: float | None = None,
+    perceptual: float | None = None,
+    keypoint: float | None = None,
+    colour: float | None = None,
+    paint: float | None = None,
+    fold: float | None = None,
 ) -> TrainRun:
     """Train a copy of ``models`` for ``steps`` Adam steps on one fixed batch.
 
@@ -76,7 +76,8 @@ def run_steps(
         batch: ``(source, driving, ks, kd)``: ``(B, S, S, 3)`` frames, ``(B, N, 2)`` landmarks.
         steps: number of updates (at least 1).
         lr: Adam learning rate (> 0).
-        l1, perceptual, keypoint, colour, paint, fold: loss weights (>= 0; 0 leaves a term out).
+        l1, perceptual, keypoint, colour, paint, fold: loss weights (>= 0; 0 leaves a term out;
+            None: ``optimize.LossWeights``' default, the one training uses).
 
     Returns:
         A :class:`TrainRun`.
@@ -95,7 +96,8 @@ def run_steps(
     given = dict(
         l1=l1, perceptual=perceptual, keypoint=keypoint, colour=colour, paint=paint, fold=fold
     )
-    if min(given.values()) < 0:
+    given = {k: v for k, v in given.items() if v is not None}
+    if given and min(given.values()) < 0:
         listed = ", ".join(f"{k}={v}" for k, v in given.items())
         raise ValueError(f"loss weights must be >= 0, got {listed}")
     weights = optimize.LossWeights(**{k: float(v) for k, v in given.items()})
