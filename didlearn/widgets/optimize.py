@@ -173,17 +173,20 @@ def train_widget(models, batch: Sequence) -> Any:
     lr = widgets.FloatLogSlider(value=2e-4, base=10, min=-6, max=-1, step=0.25, description="lr")
     steps = widgets.IntSlider(value=8, min=1, max=40, description="steps")
     start = optimize.LossWeights()  # the sliders start at the training defaults
-
-    def weight_slider(term: str, label: str, top: float, step: float):
-        value = getattr(start, term)
-        return widgets.FloatSlider(value=value, min=0, max=top, step=step, description=label)
-
-    w_l1 = weight_slider("l1", "w L1", 2, 0.1)
-    w_perc = weight_slider("perceptual", "w perceptual", 1, 0.05)
-    w_kp = weight_slider("keypoint", "w keypoint", 50, 1)
-    w_col = weight_slider("colour", "w colour", 2, 0.1)
-    w_paint = weight_slider("paint", "w paint", 0.5, 0.01)
-    w_fold = weight_slider("fold", "w fold", 50, 1)
+    ranges = {  # term: (label, top, step), in the order of the row
+        "l1": ("w L1", 2, 0.1),
+        "perceptual": ("w perceptual", 1, 0.05),
+        "keypoint": ("w keypoint", 50, 1),
+        "colour": ("w colour", 2, 0.1),
+        "paint": ("w paint", 0.5, 0.01),
+        "fold": ("w fold", 50, 1),
+    }
+    sliders = {
+        term: widgets.FloatSlider(
+            value=getattr(start, term), min=0, max=top, step=step, description=label
+        )
+        for term, (label, top, step) in ranges.items()
+    }
     train = widgets.Button(description="train", button_style="primary")
     clear = widgets.Button(description="clear")
     out = widgets.Output()
@@ -201,8 +204,8 @@ def train_widget(models, batch: Sequence) -> Any:
     def on_train(_) -> None:
         with out:
             print(f"training {steps.value} steps ...")
-        weights = (w_l1, w_perc, w_kp, w_col, w_paint, w_fold)
-        run = run_steps(models, batch, steps.value, lr.value, *(w.value for w in weights))
+        weights = {term: slider.value for term, slider in sliders.items()}
+        run = run_steps(models, batch, steps.value, lr.value, **weights)
         runs.append(run)
         redraw(
             f"{run_label(run)}: {run.seconds:.1f} s, L1 {run.history[0]['l1']:.4f} -> "
@@ -218,7 +221,7 @@ def train_widget(models, batch: Sequence) -> Any:
     redraw()
     rows = [
         widgets.HBox([lr, steps]),
-        widgets.HBox([w_l1, w_perc, w_kp, w_col, w_paint, w_fold]),
+        widgets.HBox(list(sliders.values())),
         widgets.HBox([train, clear]),
     ]
     return widgets.VBox([*rows, out])
