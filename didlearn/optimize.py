@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import os
 import sys
 import time
@@ -98,13 +99,44 @@ def keypoint_loss(flow: tf.Tensor, ks: tf.Tensor, kd: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.abs(landed - ks)) / size
 
 
-def fold_loss(flow: tf.Tensor) -> tf.Tensor:
+#: dlib landmarks around the face: the jaw line (0-16), then the brows back from right to left.
+FACE_OUTLINE = (*range(17), *range(26, 16, -1))
+
+
+def outside_face(landmarks: tf.Tensor, height: int, width: int, margin: int = 4) -> tf.Tensor:
+    """``(B, H, W, 1)`` float mask: 1 outside the face outline, 0 inside or within ``margin`` px.
+
+    The outline is the polygon of :data:`FACE_OUTLINE` (``landmarks``: ``(B, 68, 2)`` pixels);
+    a pixel is inside when a ray from it crosses the polygon an odd number of times.
+    """
+    poly = tf.gather(tf.convert_to_tensor(landmarks, tf.float32), FACE_OUTLINE, axis=1)
+    a, b = poly[:, :, None, :], tf.roll(poly, -1, axis=1)[:, :, None, :]  # edges a -> b
+    ys, xs = tf.meshgrid(
+        tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32), indexing="ij"
+    )
+    px, py = tf.reshape(xs, [1, 1, -1]), tf.reshape(ys, [1, 1, -1])
+    straddles = (a[..., 1] > py) != (b[..., 1] > py)
+    dy = tf.where(straddles, b[..., 1] - a[..., 1], 1.0)  # no division by 0 off the edge
+    x_cross = a[..., 0] + (py - a[..., 1]) * (b[..., 0] - a[..., 0]) / dy
+    crossings = tf.reduce_sum(tf.cast(straddles & (px < x_cross), tf.int32), axis=1)
+    inside = tf.reshape(tf.cast(crossings % 2 == 1, tf.float32), [-1, height, width, 1])
+    if margin:
+        inside = tf.nn.max_pool2d(inside, 2 * margin + 1, 1, "SAME")
+    return 1.0 - inside
+
+
+def fold_loss(flow: tf.Tensor, landmarks: tf.Tensor | None = None) -> tf.Tensor:
     """``mean(max(0, -det(I + ∇F)))``: how much the backward warp folds over itself.
 
-    A backward warp never needs to fold: what the photo hides is painted, not read twice. A fold
-    shows the same photo pixels in two places: a mirrored ghost of the cheek beside a turned head.
+    A fold shows the same photo pixels in two places: beside a turned head, a mirrored ghost of
+    the cheek. With the driving ``landmarks`` (``(B, 68, 2)`` pixels) only folds outside the face
+    outline are priced: inside it a fold stands in for an occlusion the warp cannot express (lips
+    closing over the teeth), and the landmarks need it (MODEL_CARD).
     """
-    return tf.reduce_mean(tf.nn.relu(-area_ratio_tensor(flow)))
+    folded = tf.nn.relu(-area_ratio_tensor(flow))[..., None]
+    if landmarks is not None:
+        folded *= outside_face(landmarks, flow.shape[1], flow.shape[2])
+    return tf.reduce_mean(folded)
 
 
 def compute_losses(
@@ -137,7 +169,7 @@ def compute_losses(
         # a little L1 off, which blurs the eyes, brows and jaw line the landmarks sit on
         losses["paint"] = tf.reduce_mean(1.0 - tf.cast(out["mask"], tf.float32))
     if weights.fold:
-        losses["fold"] = fold_loss(out["flow"])
+        losses["fold"] = fold_loss(out["flow"], kd)
     losses["total"] = tf.add_n([getattr(weights, k) * v for k, v in losses.items()])
     return losses
 
@@ -595,6 +627,27 @@ def fine_tune(
 # --------------------------------------------------------------------------------------------
 
 
+def parse_loss_weights(items: Sequence[str]) -> LossWeights:
+    """``LossWeights`` with the ``TERM=VALUE`` items (e.g. ``["fold=10", "paint=0.2"]``) changed.
+
+    Raises:
+        ValueError: an item is not ``TERM=NUMBER`` or names no loss term (the message lists them).
+    """
+    terms = [f for f in LossWeights.__dataclass_fields__ if f != "perceptual_scales"]
+    changed: dict[str, float] = {}
+    for item in items:
+        term, _, value = item.partition("=")
+        if term not in terms:
+            raise ValueError(
+                f"unknown loss term '{term}' in '{item}': use one of {', '.join(terms)}"
+            )
+        try:
+            changed[term] = float(value)
+        except ValueError:
+            raise ValueError(f"'{item}' needs a number after '=', e.g. {term}=0.5") from None
+    return dataclasses.replace(LossWeights(), **changed)
+
+
 def _video_files(sources: Sequence[str]) -> list[Path]:
     from . import data
 
@@ -626,7 +679,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/weights", help="folder for the final weights")
     parser.add_argument("--init", default=None, help="start from the weights in this folder")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--weight",
+        action="append",
+        default=[],
+        metavar="TERM=VALUE",
+        help="change a loss weight, e.g. --weight fold=10 (repeatable; default: LossWeights)",
+    )
     args = parser.parse_args(argv)
+    try:
+        weights = parse_loss_weights(args.weight)
+    except ValueError as err:
+        parser.error(str(err))
 
     paths = [p for p in _video_files(args.videos) if p.stem not in set(args.exclude)]
     mixed = use_mixed_precision()
@@ -649,6 +713,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_dir=args.log_dir,
         strategy=strategy,
         optimizer=optimizer,
+        weights=weights,
         checkpoint_every=100,
         max_minutes=args.max_minutes,
     )
@@ -659,6 +724,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "steps": int(history[-1]["step"]) if history else args.steps,
         "batch": args.batch,
         "lr": args.lr,
+        "loss_weights": dataclasses.asdict(weights),
         "seconds_this_run": round(time.perf_counter() - t0, 1),
         "final_losses_mean_last_100": {
             k: float(np.mean([h[k] for h in last]))

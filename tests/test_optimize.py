@@ -1,6 +1,7 @@
 """Gradient optimization: losses, augmentation, tf.data pairs, train steps, fit, fine-tuning."""
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -84,6 +85,39 @@ def test_fold_loss_prices_only_a_warp_that_folds():
     assert 0.4 < float(optimize.fold_loss(tf.constant(half))) < 0.6
 
 
+def _outline_landmarks(centre, radius) -> np.ndarray:
+    """(1, 68, 2) landmarks: the face outline on a circle, the inner points at its centre."""
+    kp = np.tile(np.asarray(centre, np.float32), (1, 68, 1))
+    angles = np.linspace(0, 2 * np.pi, len(optimize.FACE_OUTLINE), endpoint=False)
+    kp[0, list(optimize.FACE_OUTLINE)] = centre + radius * np.stack(
+        [np.cos(angles), np.sin(angles)], -1
+    )
+    return kp
+
+
+def test_outside_face_is_the_outline_polygon_grown_by_the_margin():
+    kp = _outline_landmarks((40.0, 24.0), 12.0)
+    tight = optimize.outside_face(kp, 48, 64, margin=0).numpy()[0, ..., 0]
+    assert tight.shape == (48, 64)
+    assert tight[24, 40] == 0 and tight[24, 55] == 1 and tight[0, 0] == 1
+    polygon = kp[0, list(optimize.FACE_OUTLINE)]
+    area = 0.5 * abs(np.cross(polygon, np.roll(polygon, -1, 0)).sum())  # shoelace
+    assert abs((1 - tight).sum() - area) < 0.1 * area
+    grown = optimize.outside_face(kp, 48, 64, margin=4).numpy()[0, ..., 0]
+    assert grown[24, 55] == 0 and grown[24, 57] == 1 and np.all(grown <= tight)
+
+
+def test_fold_loss_with_landmarks_prices_only_folds_beside_the_face():
+    ys, xs = np.mgrid[0:32, 0:32].astype(np.float32)
+    mirror = tf.constant(np.stack([-2.0 * (xs - 16), np.zeros_like(ys)], -1)[None])
+    whole_face = _outline_landmarks((16.0, 16.0), 30.0)  # the outline encloses the picture
+    assert float(optimize.fold_loss(mirror, whole_face)) == 0
+    small_face = _outline_landmarks((16.0, 16.0), 6.0)
+    beside = float(tf.reduce_mean(optimize.outside_face(small_face, 32, 32)))
+    assert np.isclose(float(optimize.fold_loss(mirror, small_face)), beside)
+    assert 0.5 < beside < 0.9
+
+
 def test_losses_vanish_for_the_right_answer(clip):
     src, drv, ks, kd = _batch(clip, [(0, 5)])
     flow = motion.tps_flow(ks, kd, 64, 64)
@@ -111,9 +145,12 @@ def test_losses_vanish_for_the_right_answer(clip):
     xs = np.arange(64, dtype=np.float32)[None, None, :, None] * np.ones((1, 64, 1, 1), np.float32)
     mirror = tf.concat([32 - 2 * tf.constant(xs), tf.zeros_like(xs)], -1)  # reads 32 - x: folds
     folded = optimize.compute_losses({**out, "flow": mirror}, drv, ks, kd, priced)
-    assert np.isclose(float(folded["fold"]), 1.0)
+    beside_face = float(tf.reduce_mean(optimize.outside_face(kd, 64, 64)))  # only there it costs
+    assert 0.3 < beside_face < 0.95
+    assert np.isclose(float(folded["fold"]), beside_face)
     unpriced = optimize.compute_losses({**out, "flow": mirror}, drv, ks, kd, FAST)
-    assert np.isclose(float(folded["total"]) - float(unpriced["total"]), 10.0, rtol=1e-4)
+    expected = 10.0 * beside_face
+    assert np.isclose(float(folded["total"]) - float(unpriced["total"]), expected, rtol=1e-4)
 
 
 def test_pair_dataset_batches_are_reproducible(clip):
@@ -193,3 +230,20 @@ def test_fine_tune_trains_a_copy_and_keeps_the_original(clip):
         not np.array_equal(a, b) for a, b in zip(before, tuned.refiner.get_weights(), strict=True)
     ]
     assert any(changed)
+
+
+def test_parse_loss_weights_changes_only_the_named_terms():
+    weights = optimize.parse_loss_weights(["fold=10", "paint=0.2"])
+    assert weights == optimize.LossWeights(fold=10.0, paint=0.2)
+    assert optimize.parse_loss_weights([]) == optimize.LossWeights()
+
+
+@pytest.mark.parametrize(
+    "item, message",
+    [("folds=1", "unknown loss term 'folds'.*fold"), ("fold=lots", "needs a number")],
+)
+def test_training_command_rejects_bad_loss_weights(item, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        optimize.main(["--weight", item])
+    assert exit_info.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
