@@ -51,6 +51,14 @@ PARTS = ("refiner", "encoder", "decoder")
 #: The thin-plate flow is evaluated every 8 pixels and interpolated: the refiner corrects what
 #: that loses, and it costs 1 ms per 256x256 frame instead of 4 ms at every 4th pixel.
 TPS_STEP = 8
+#: Inference guards (:func:`guard_flow`): a fold beside the face falls back to the thin-plate
+#: flow within this many pixels of it, blended over about as many again (a mirrored ghost of the
+#: cheek reaches ~16 px beyond the fold line on the bundled clip's head rolls).
+FOLD_GUARD_GROW = 16
+FOLD_GUARD_BLUR = 8
+#: ... on a grid this many times coarser than the crop (the refiner's residual is that smooth;
+#: the face outline test costs 7 ms a 256x256 frame at full resolution, 0.5 ms here).
+FOLD_GUARD_FACTOR = 4
 #: :func:`animate_crop` renders a multiple of this many frames (a short batch is padded, then
 #: cut), so its compiled graph is traced once, not once per batch size.
 RENDER_BATCH = 8
@@ -278,6 +286,90 @@ def refiner_input(
     return tf.concat([small_photo, warped, heat, small_flow * (f / config.size)], axis=-1)
 
 
+def _box_pool(x: tf.Tensor, radius: int, reduce: str) -> tf.Tensor:
+    """Max or mean of ``(B, H, W, 1)`` over ``(2r+1)²`` windows, as two 1-D passes (a 33x33
+    window done in one pass costs 16x the comparisons)."""
+    pool = tf.nn.max_pool2d if reduce == "max" else tf.nn.avg_pool2d
+    k = 2 * radius + 1
+    return pool(pool(x, [1, k], 1, "SAME"), [k, 1], 1, "SAME")
+
+
+def unfold_beside_face(
+    flow: tf.Tensor,
+    coarse_flow: tf.Tensor,
+    kp: tf.Tensor,
+    grow: int = FOLD_GUARD_GROW,
+    blur: int = FOLD_GUARD_BLUR,
+) -> tf.Tensor:
+    """Fall back to the thin-plate flow where the refined warp folds beside the face.
+
+    The refiner learned to fetch background for what a turning head uncovers; on big head rolls
+    it overshoots, the backward warp folds over itself (``det(I + ∇F) < 0``) and a mirrored ghost
+    of the cheek appears beside the head. Outside the face outline (:func:`motion.outside_face`)
+    each folded pixel and its ``grow``-pixel neighbourhood take ``coarse_flow`` instead, blended
+    in over a ``2·blur + 1`` box (all on a :data:`FOLD_GUARD_FACTOR` times coarser grid, so
+    ``grow`` and ``blur`` are rounded to multiples of it). Inside the outline folds stay: there
+    they stand in for an occlusion the warp cannot express (lips closing over the teeth), and the
+    landmarks need them.
+
+    Args:
+        flow, coarse_flow: ``(B, S, S, 2)`` backward flows in pixels (refined, thin-plate).
+        kp: ``(B, N, 2)`` target keypoints (crop pixels).
+
+    Returns:
+        ``(B, S, S, 2)`` flow, equal to ``flow`` wherever no fold is near.
+    """
+    from .motion import area_ratio_tensor, outside_face
+
+    f = FOLD_GUARD_FACTOR
+    s = flow.shape[1]
+    folded = tf.cast(area_ratio_tensor(flow) < 0.0, tf.float32)[..., None]
+    folded = tf.nn.max_pool2d(folded, f, f, "VALID")  # any fold in each f x f block
+    ghost = folded * outside_face(_to_grid(kp, f), s // f, s // f, margin=1)
+    weight = _box_pool(_box_pool(ghost, grow // f, "max"), blur // f, "mean")
+    weight = tf.image.resize(weight, (s, s), method="bilinear")
+    return weight * coarse_flow + (1.0 - weight) * flow
+
+
+def snap_to_keypoints(
+    flow: tf.Tensor, ks: tf.Tensor, kp: tf.Tensor, step: int = TPS_STEP
+) -> tf.Tensor:
+    """Correct a backward flow so that it carries each target keypoint onto the photo's.
+
+    Target keypoint ``kp_i`` reads the photo at ``kp_i + F(kp_i)``; the refiner's keypoint loss
+    keeps the leftover ``r_i = ks_i - kp_i - F(kp_i)`` small, not zero (about a pixel on the
+    jaw). A thin-plate spline through ``(kp_i, r_i)``, with the border held still, spreads the
+    leftovers over the frame and is added: piecewise-affine warping lands every landmark by
+    construction, and after the snap the model's warp does too, up to the smoothing spline's
+    ``motion.TPS_SMOOTHING`` (the same λ as the coarse flow: dlib's landmarks jitter by about a
+    pixel, and an exact spline follows the jitter).
+
+    Args:
+        flow: ``(B, S, S, 2)`` backward flow in pixels.
+        ks, kp: ``(B, N, 2)`` photo and target keypoints (crop pixels).
+        step: evaluate the correction every ``step`` pixels (see ``motion.tps_flow``; the
+            correction is smooth, so the coarse flow's step serves).
+
+    Returns:
+        ``(B, S, S, 2)`` corrected flow.
+    """
+    from .flow import sample_points
+    from .motion import tps_flow
+
+    leftover = ks - kp - sample_points(flow, kp)
+    h, w = flow.shape[1], flow.shape[2]
+    correction = tps_flow(kp + leftover, kp, h, w, step=step, regularization=TPS_SMOOTHING)
+    return flow + correction
+
+
+def guard_flow(
+    flow: tf.Tensor, coarse_flow: tf.Tensor, ks: tf.Tensor, kp: tf.Tensor
+) -> tf.Tensor:
+    """The inference guards on a refined flow: :func:`unfold_beside_face`, then
+    :func:`snap_to_keypoints` (so the snap sees the flow that will be used)."""
+    return snap_to_keypoints(unfold_beside_face(flow, coarse_flow, kp), ks, kp)
+
+
 def forward(
     models: AnimationModels,
     photo: tf.Tensor,
@@ -286,6 +378,7 @@ def forward(
     training: bool = False,
     features: list[tf.Tensor] | None = None,
     coarse_flow: tf.Tensor | None = None,
+    guards: bool = False,
 ) -> dict[str, tf.Tensor]:
     """Animate a batch: photos + keypoints -> frames, with every intermediate for inspection.
 
@@ -297,6 +390,8 @@ def forward(
         features: the encoder's output for ``photo`` if already computed (one photo, many
             frames: :func:`animate_crop` encodes once).
         coarse_flow: the thin-plate flow if already computed (default: ``tps_flow(ks, kp)``).
+        guards: apply :func:`guard_flow` to the refined flow (what :func:`animate_crop`
+            renders). Training leaves them off: the losses judge the refiner's own flow.
 
     Returns:
         dict of ``frame (B,S,S,3)``, ``flow`` (refined, pixels), ``coarse_flow``, ``occlusion``
@@ -322,6 +417,8 @@ def forward(
     )
     residual, occ_logit = tf.cast(residual, tf.float32), tf.cast(occ_logit, tf.float32)
     flow = coarse_flow + tf.image.resize(residual, (s, s), method="bilinear")
+    if guards:
+        flow = guard_flow(flow, coarse_flow, ks, kp)
     occlusion = tf.sigmoid(occ_logit)
     if features is None:
         features = models.encoder(photo, training=training)
@@ -355,7 +452,7 @@ def _compiled_renderer(models: AnimationModels):
         @tf.function(reduce_retracing=True)
         def render(photo, ks, kp):
             feats = models.encoder(photo, training=False)
-            return forward(models, photo, ks, kp, features=feats)["frame"]
+            return forward(models, photo, ks, kp, features=feats, guards=True)["frame"]
 
         models._renderer = render
     return models._renderer
@@ -364,7 +461,8 @@ def _compiled_renderer(models: AnimationModels):
 def animate_crop(
     models: AnimationModels, crop: np.ndarray, ks: np.ndarray, kps: np.ndarray
 ) -> np.ndarray:
-    """Render target keypoints on one face crop (the ``model`` renderer of :mod:`animate`).
+    """Render target keypoints on one face crop (the ``model`` renderer of :mod:`animate`),
+    with the inference guards of :func:`guard_flow`.
 
     Args:
         crop: ``(S, S, 3)`` float32 face crop in [0, 1] (S = ``models.config.size``).

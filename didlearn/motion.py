@@ -293,6 +293,32 @@ def area_ratio_tensor(flow: tf.Tensor) -> tf.Tensor:
     return (1 + d_dx[..., 0]) * (1 + d_dy[..., 1]) - d_dy[..., 0] * d_dx[..., 1]
 
 
+#: dlib landmarks around the face: the jaw line (0-16), then the brows back from right to left.
+FACE_OUTLINE = (*range(17), *range(26, 16, -1))
+
+
+def outside_face(landmarks: tf.Tensor, height: int, width: int, margin: int = 4) -> tf.Tensor:
+    """``(B, H, W, 1)`` float mask: 1 outside the face outline, 0 inside or within ``margin`` px.
+
+    The outline is the polygon of :data:`FACE_OUTLINE` (``landmarks``: ``(B, 68, 2)`` pixels);
+    a pixel is inside when a ray from it crosses the polygon an odd number of times.
+    """
+    poly = tf.gather(tf.convert_to_tensor(landmarks, tf.float32), FACE_OUTLINE, axis=1)
+    a, b = poly[:, :, None, :], tf.roll(poly, -1, axis=1)[:, :, None, :]  # edges a -> b
+    ys, xs = tf.meshgrid(
+        tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32), indexing="ij"
+    )
+    px, py = tf.reshape(xs, [1, 1, -1]), tf.reshape(ys, [1, 1, -1])
+    straddles = (a[..., 1] > py) != (b[..., 1] > py)
+    dy = tf.where(straddles, b[..., 1] - a[..., 1], 1.0)  # no division by 0 off the edge
+    x_cross = a[..., 0] + (py - a[..., 1]) * (b[..., 0] - a[..., 0]) / dy
+    crossings = tf.reduce_sum(tf.cast(straddles & (px < x_cross), tf.int32), axis=1)
+    inside = tf.reshape(tf.cast(crossings % 2 == 1, tf.float32), [-1, height, width, 1])
+    if margin:
+        inside = tf.nn.max_pool2d(inside, 2 * margin + 1, 1, "SAME")
+    return 1.0 - inside
+
+
 def area_ratio(flow) -> np.ndarray:
     """Local area change of the backward warp ``p -> p + flow(p)``: ``det(I + ∇flow)``.
 

@@ -48,7 +48,7 @@ import tensorflow as tf
 from . import generator
 from .flow import sample_points
 from .generator import AnimationModels
-from .motion import area_ratio_tensor
+from .motion import area_ratio_tensor, outside_face
 
 #: Index of each dlib landmark's mirror image (left eye <-> right eye, ...), for flips.
 MIRROR_68 = np.array(
@@ -97,32 +97,6 @@ def keypoint_loss(flow: tf.Tensor, ks: tf.Tensor, kd: tf.Tensor) -> tf.Tensor:
     size = tf.cast(tf.shape(flow)[2], tf.float32)
     landed = kd + sample_points(flow, kd)
     return tf.reduce_mean(tf.abs(landed - ks)) / size
-
-
-#: dlib landmarks around the face: the jaw line (0-16), then the brows back from right to left.
-FACE_OUTLINE = (*range(17), *range(26, 16, -1))
-
-
-def outside_face(landmarks: tf.Tensor, height: int, width: int, margin: int = 4) -> tf.Tensor:
-    """``(B, H, W, 1)`` float mask: 1 outside the face outline, 0 inside or within ``margin`` px.
-
-    The outline is the polygon of :data:`FACE_OUTLINE` (``landmarks``: ``(B, 68, 2)`` pixels);
-    a pixel is inside when a ray from it crosses the polygon an odd number of times.
-    """
-    poly = tf.gather(tf.convert_to_tensor(landmarks, tf.float32), FACE_OUTLINE, axis=1)
-    a, b = poly[:, :, None, :], tf.roll(poly, -1, axis=1)[:, :, None, :]  # edges a -> b
-    ys, xs = tf.meshgrid(
-        tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32), indexing="ij"
-    )
-    px, py = tf.reshape(xs, [1, 1, -1]), tf.reshape(ys, [1, 1, -1])
-    straddles = (a[..., 1] > py) != (b[..., 1] > py)
-    dy = tf.where(straddles, b[..., 1] - a[..., 1], 1.0)  # no division by 0 off the edge
-    x_cross = a[..., 0] + (py - a[..., 1]) * (b[..., 0] - a[..., 0]) / dy
-    crossings = tf.reduce_sum(tf.cast(straddles & (px < x_cross), tf.int32), axis=1)
-    inside = tf.reshape(tf.cast(crossings % 2 == 1, tf.float32), [-1, height, width, 1])
-    if margin:
-        inside = tf.nn.max_pool2d(inside, 2 * margin + 1, 1, "SAME")
-    return 1.0 - inside
 
 
 def fold_loss(flow: tf.Tensor, landmarks: tf.Tensor | None = None) -> tf.Tensor:

@@ -85,6 +85,58 @@ def test_coincident_landmarks_do_not_explode(small_models, portrait_crop):
     assert np.isfinite(f).all() and np.abs(f).max() < 64
 
 
+def _leftover(f, ks: np.ndarray, kp: np.ndarray) -> float:
+    """Mean distance (px) between where each target keypoint reads the photo and its photo twin."""
+    return float(np.linalg.norm(ks - kp - flow.sample_points(f, kp).numpy(), axis=-1).mean())
+
+
+def test_snap_to_keypoints_lands_the_keypoints(portrait_crop):
+    crop, ks = portrait_crop
+    kp = _moved(ks, 2)
+    ksb = np.broadcast_to(ks, kp.shape).astype(np.float32)
+    tps = motion.tps_flow(ksb, kp, 64, 64, step=generator.TPS_STEP, regularization=1e-6)
+    off = tps + tf.constant([2.0, -1.0])  # every keypoint now reads 2.2 px further off
+    snapped = generator.snap_to_keypoints(off, ksb, kp)
+    # the smooth error is taken out; what stays is the jitter the smoothing spline ignores
+    # (1 px landmark noise on a 64 px crop, which the coarse step-8 spline does not follow)
+    before, after = _leftover(off, ksb, kp), _leftover(snapped, ksb, kp)
+    assert after < 0.5 * before and after < _leftover(tps, ksb, kp) + 0.1
+    # the correction is smooth: no step larger than a pixel between neighbouring pixels
+    correction = (snapped - off).numpy()
+    assert np.abs(np.diff(correction, axis=1)).max() < 1.0
+    assert np.abs(np.diff(correction, axis=2)).max() < 1.0
+
+
+def test_unfold_beside_face_replaces_folds_beside_the_face_only(outline_landmarks):
+    s = 128
+    ys, xs = np.mgrid[0:s, 0:s].astype(np.float32)
+    mirror = np.stack([-2.0 * (xs - 64), np.zeros_like(ys)], -1)[None]  # reads 128 - x: folds
+    coarse = np.zeros_like(mirror)
+    kp = outline_landmarks((64.0, 64.0), 48.0)
+    out = generator.unfold_beside_face(tf.constant(mirror), tf.constant(coarse), kp).numpy()
+    # beside the face the mirror is gone (the coarse flow, which does not fold) ...
+    np.testing.assert_allclose(out[0, :12, :12], 0.0, atol=1e-6)
+    np.testing.assert_allclose(out[0, -12:, -12:], 0.0, atol=1e-6)
+    # ... deep inside it the fold stays: there it stands for an occlusion
+    np.testing.assert_allclose(out[0, 56:72, 56:72], mirror[0, 56:72, 56:72])
+    # a flow that folds nowhere is left exactly as it was
+    zoom = tf.constant(np.stack([0.1 * (xs - 64), -0.2 * (ys - 64)], -1)[None])
+    same = generator.unfold_beside_face(zoom, tf.constant(coarse), kp)
+    np.testing.assert_array_equal(same.numpy(), zoom.numpy())
+
+
+def test_guards_are_for_inference_and_animate_crop_uses_them(small_models, portrait_crop):
+    crop, ks = portrait_crop
+    kp = _moved(ks, 8, seed=2) + np.float32(1.5)  # a shifted face: the coarse spline lags
+    ksb = np.broadcast_to(ks, kp.shape)
+    raw = generator.forward(small_models, crop[None], ksb, kp)
+    guarded = generator.forward(small_models, crop[None], ksb, kp, guards=True)
+    assert _leftover(guarded["flow"], ksb, kp) < _leftover(raw["flow"], ksb, kp)
+    frames = generator.animate_crop(small_models, crop, ks, kp)
+    np.testing.assert_allclose(frames, np.clip(guarded["frame"].numpy(), 0, 1), atol=5e-4)
+    assert np.abs(frames - raw["frame"].numpy()).max() > 1e-3
+
+
 def test_animate_crop_checks_the_crop_size(small_models, portrait_crop):
     crop, ks = portrait_crop
     frames = generator.animate_crop(small_models, crop, ks, _moved(ks, 2))

@@ -316,3 +316,15 @@ def test_area_ratio_is_numpys_determinant_and_differentiable():
         total = tf.reduce_sum(motion.area_ratio_tensor(f))
     grad = tape.gradient(total, f).numpy()
     assert np.isfinite(grad).all() and np.abs(grad).max() > 0
+
+
+def test_outside_face_is_the_outline_polygon_grown_by_the_margin(outline_landmarks):
+    kp = outline_landmarks((40.0, 24.0), 12.0)
+    tight = motion.outside_face(kp, 48, 64, margin=0).numpy()[0, ..., 0]
+    assert tight.shape == (48, 64)
+    assert tight[24, 40] == 0 and tight[24, 55] == 1 and tight[0, 0] == 1
+    polygon = kp[0, list(motion.FACE_OUTLINE)]
+    area = 0.5 * abs(np.cross(polygon, np.roll(polygon, -1, 0)).sum())  # shoelace
+    assert abs((1 - tight).sum() - area) < 0.1 * area
+    grown = motion.outside_face(kp, 48, 64, margin=4).numpy()[0, ..., 0]
+    assert grown[24, 55] == 0 and grown[24, 57] == 1 and np.all(grown <= tight)

@@ -85,35 +85,13 @@ def test_fold_loss_prices_only_a_warp_that_folds():
     assert 0.4 < float(optimize.fold_loss(tf.constant(half))) < 0.6
 
 
-def _outline_landmarks(centre, radius) -> np.ndarray:
-    """(1, 68, 2) landmarks: the face outline on a circle, the inner points at its centre."""
-    kp = np.tile(np.asarray(centre, np.float32), (1, 68, 1))
-    angles = np.linspace(0, 2 * np.pi, len(optimize.FACE_OUTLINE), endpoint=False)
-    kp[0, list(optimize.FACE_OUTLINE)] = centre + radius * np.stack(
-        [np.cos(angles), np.sin(angles)], -1
-    )
-    return kp
-
-
-def test_outside_face_is_the_outline_polygon_grown_by_the_margin():
-    kp = _outline_landmarks((40.0, 24.0), 12.0)
-    tight = optimize.outside_face(kp, 48, 64, margin=0).numpy()[0, ..., 0]
-    assert tight.shape == (48, 64)
-    assert tight[24, 40] == 0 and tight[24, 55] == 1 and tight[0, 0] == 1
-    polygon = kp[0, list(optimize.FACE_OUTLINE)]
-    area = 0.5 * abs(np.cross(polygon, np.roll(polygon, -1, 0)).sum())  # shoelace
-    assert abs((1 - tight).sum() - area) < 0.1 * area
-    grown = optimize.outside_face(kp, 48, 64, margin=4).numpy()[0, ..., 0]
-    assert grown[24, 55] == 0 and grown[24, 57] == 1 and np.all(grown <= tight)
-
-
-def test_fold_loss_with_landmarks_prices_only_folds_beside_the_face():
+def test_fold_loss_with_landmarks_prices_only_folds_beside_the_face(outline_landmarks):
     ys, xs = np.mgrid[0:32, 0:32].astype(np.float32)
     mirror = tf.constant(np.stack([-2.0 * (xs - 16), np.zeros_like(ys)], -1)[None])
-    whole_face = _outline_landmarks((16.0, 16.0), 30.0)  # the outline encloses the picture
+    whole_face = outline_landmarks((16.0, 16.0), 30.0)  # the outline encloses the picture
     assert float(optimize.fold_loss(mirror, whole_face)) == 0
-    small_face = _outline_landmarks((16.0, 16.0), 6.0)
-    beside = float(tf.reduce_mean(optimize.outside_face(small_face, 32, 32)))
+    small_face = outline_landmarks((16.0, 16.0), 6.0)
+    beside = float(tf.reduce_mean(motion.outside_face(small_face, 32, 32)))
     assert np.isclose(float(optimize.fold_loss(mirror, small_face)), beside)
     assert 0.5 < beside < 0.9
 
@@ -145,7 +123,7 @@ def test_losses_vanish_for_the_right_answer(clip):
     xs = np.arange(64, dtype=np.float32)[None, None, :, None] * np.ones((1, 64, 1, 1), np.float32)
     mirror = tf.concat([32 - 2 * tf.constant(xs), tf.zeros_like(xs)], -1)  # reads 32 - x: folds
     folded = optimize.compute_losses({**out, "flow": mirror}, drv, ks, kd, priced)
-    beside_face = float(tf.reduce_mean(optimize.outside_face(kd, 64, 64)))  # only there it costs
+    beside_face = float(tf.reduce_mean(motion.outside_face(kd, 64, 64)))  # only there it costs
     assert 0.3 < beside_face < 0.95
     assert np.isclose(float(folded["fold"]), beside_face)
     unpriced = optimize.compute_losses({**out, "flow": mirror}, drv, ks, kd, FAST)
