@@ -17,12 +17,13 @@ milliseconds per frame for each stage (``track``, ``transfer``, ``render``, ``pa
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from results_file import write_json  # noqa: E402
 
 from didlearn import animate, data  # noqa: E402
 
@@ -85,11 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     results = measure(frames, methods, args.repeat)
     print(table(results))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_suffix(".tmp")
-        tmp.write_text(json.dumps(results, indent=1) + "\n")
-        tmp.replace(args.json)
-        print(f"written: {args.json}")
+        write_json(args.json, results)
     return 0
 
 

@@ -17,7 +17,6 @@ compiles its XLA graphs; that time is included (it is what a user waits for).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+from results_file import write_json  # noqa: E402
 
 from didlearn import flow as fl  # noqa: E402
 from didlearn.data import load_image  # noqa: E402
@@ -129,10 +129,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"(mean over {'the --data sequences' if real else 'the synthetic pairs'})")
     out = {"mean": mean, "sequences": results}
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_name(args.json.name + ".part")
-        tmp.write_text(json.dumps(out, indent=2) + "\n")
-        tmp.replace(args.json)
+        write_json(args.json, out)
     return out
 
 

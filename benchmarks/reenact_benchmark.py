@@ -29,7 +29,6 @@ landmarks given; tracking is common to all methods and excluded).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -38,6 +37,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+from results_file import write_json  # noqa: E402
 
 from didlearn import animate, data, faces, metrics  # noqa: E402
 
@@ -205,9 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     print("mean over videos:")
     print(table({"mean": results["mean"]}))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"written {args.json}")
+        write_json(args.json, results)
     return 0
 
 
