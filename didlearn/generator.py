@@ -348,7 +348,7 @@ def snap_to_keypoints(
     jaw). A thin-plate spline through ``(kp_i, r_i)``, with the border held still, spreads the
     leftovers over the frame and is added. Piecewise-affine warping lands every landmark exactly;
     the snap takes the smooth part of the leftovers (on the bundled clip's frame 85 their mean
-    falls from 1.37 to 0.68 px) and, with the coarse flow's smoothing ``motion.TPS_SMOOTHING``,
+    falls from 1.32 to 0.69 px) and, with the coarse flow's smoothing ``motion.TPS_SMOOTHING``,
     leaves the part that looks like dlib's jitter of about a pixel: an exact spline follows the
     jitter, and scored a worse AKD.
 

@@ -80,8 +80,28 @@ def test_render_refuses_bad_arguments(models, scene):
 def test_widget_wires_slider_and_buttons(models, scene):
     photo, ks, kps = scene
     box = wg.generator_widget(models, photo, ks, kps)
-    slider, buttons, _ = box.children
+    slider, buttons, guards, _ = box.children
     assert slider.max == len(kps) - 1 and list(buttons.options) == list(wg.VIEWS)
+    assert guards.value is False  # the chapter 4 view: the models' own flow
     slider.value = 2  # what the browser does; the callback runs without error
     buttons.value = "mask"
+    guards.value = True
     plt.close("all")
+
+
+def test_folds_view_shows_where_the_warp_folds(models, scene):
+    photo, ks, kps = scene
+    flat = wg.generator_views(models, photo, ks, kps[1])  # a 3 px shift folds nowhere
+    assert flat["stats"]["folded"] == 0.0
+    mirrored = ks.copy()
+    mirrored[:, 0] = S - 1 - ks[:, 0]  # every keypoint reflected: the spline mirrors the face
+    folds = wg.generator_views(models, photo, ks, mirrored)
+    assert folds["stats"]["folded"] > 0.1
+    assert not np.allclose(folds["folds"], flat["folds"])
+
+
+def test_guards_reach_the_views(models, scene):
+    photo, ks, kps = scene
+    raw = wg.generator_views(models, photo, ks, kps[2])
+    guarded = wg.generator_views(models, photo, ks, kps[2], guards=True)
+    assert np.abs(guarded["frame"] - raw["frame"]).max() > 1e-4

@@ -3,7 +3,9 @@
 A slider picks the driving frame, toggle buttons pick which intermediate of
 :func:`didlearn.generator.forward` to show next to the photo, the true driving frame and the final
 output: the photo warped by the refined flow, the decoder's painting (colour), the occlusion map,
-the fusion mask, the refined flow and the refiner's correction of the thin-plate flow.
+the fusion mask, the refined flow, the refiner's correction of the thin-plate flow and where the
+warp folds over itself. A checkbox switches on the inference guards of chapter 6
+(:func:`didlearn.generator.guard_flow`).
 
 The callbacks are plain functions, tested without a browser: :func:`generator_views` runs the
 models on one target and returns every view as an RGB picture, :func:`render_generator` draws them,
@@ -29,6 +31,7 @@ VIEWS = {
     "mask": "fusion mask M (bright = keep the warped photo's pixels)",
     "flow": "refined backward flow F + dF, colour-coded",
     "residual": "the refiner's correction dF of the thin-plate flow, colour-coded",
+    "folds": "where the warp folds over itself, det(I + grad F) < 0 (yellow): a mirrored copy",
 }
 
 
@@ -49,6 +52,7 @@ def generator_views(
     ks: np.ndarray,
     kp: np.ndarray,
     features: list | None = None,
+    guards: bool = False,
 ) -> dict[str, Any]:
     """Run the generator on one target and return every view of :data:`VIEWS` as a picture.
 
@@ -57,12 +61,14 @@ def generator_views(
         photo: ``(S, S, 3)`` float32 face crop in [0, 1], ``S = models.config.size``.
         ks: ``(N, 2)`` its keypoints; kp: ``(N, 2)`` the target keypoints (crop pixels).
         features: the encoder's output for ``photo`` (computed here if None).
+        guards: apply the inference guards (``generator.forward(..., guards=True)``).
 
     Returns:
         dict with one ``(S, S, 3)`` float32 RGB picture in [0, 1] per key of :data:`VIEWS`, and
-        ``"stats"``: mean occlusion, mean mask, largest residual (pixels), largest flow (pixels).
+        ``"stats"``: mean occlusion, mean mask, largest residual (pixels), largest flow (pixels),
+        share of the pixels where the warp folds.
     """
-    from .. import generator
+    from .. import generator, motion
 
     s = models.config.size
     photo = np.asarray(photo, np.float32)
@@ -72,11 +78,14 @@ def generator_views(
     kp = np.asarray(kp, np.float32)
     if kp.shape != ks.shape or kp.ndim != 2:
         raise ValueError(f"ks and kp must both be (N, 2); got {ks.shape} and {kp.shape}")
-    out = generator.forward(models, photo[None], ks[None], kp[None], features=features)
+    out = generator.forward(
+        models, photo[None], ks[None], kp[None], features=features, guards=guards
+    )
     out = {k: v[0].numpy() for k, v in out.items()}
     residual = out["flow"] - out["coarse_flow"]
     res_mag = float(np.hypot(residual[..., 0], residual[..., 1]).max())
     flow_mag = float(np.hypot(out["flow"][..., 0], out["flow"][..., 1]).max())
+    folded = motion.area_ratio(out["flow"]) < 0
     views = {
         "frame": np.clip(out["frame"], 0.0, 1.0),
         "warped": np.clip(out["warped"], 0.0, 1.0),
@@ -86,12 +95,14 @@ def generator_views(
         "flow": fl.flow_to_color(out["flow"]),
         # at least 1 px for full saturation, so an untrained (zero) residual shows white
         "residual": fl.flow_to_color(residual, max_magnitude=max(res_mag, 1.0)),
+        "folds": _gray_to_rgb(folded, s),
     }
     views["stats"] = {
         "occlusion": float(out["occlusion"].mean()),
         "mask": float(out["mask"].mean()),
         "residual_px": res_mag,
         "flow_px": flow_mag,
+        "folded": float(folded.mean()),
     }
     return views
 
@@ -105,6 +116,7 @@ def render_generator(
     view: str = "occlusion",
     truth: np.ndarray | None = None,
     features: list | None = None,
+    guards: bool = False,
 ) -> Any:
     """Four panels for driving frame ``t``: the photo, the true frame (or the target keypoints),
     the chosen intermediate ``view`` (a key of :data:`VIEWS`) and the output frame.
@@ -112,6 +124,7 @@ def render_generator(
     Args:
         kps: ``(T, N, 2)`` target keypoints of all driving frames; ``truth``: ``(T, S, S, 3)``
             the real driving crops, if known (then the output's L1 error is shown).
+        guards: render with the inference guards of chapter 6.
 
     Returns:
         the matplotlib Figure.
@@ -123,7 +136,7 @@ def render_generator(
     kps = np.asarray(kps, np.float32)
     if not 0 <= t < len(kps):
         raise IndexError(f"frame {t} is outside the {len(kps)} driving frames")
-    res = generator_views(models, photo, ks, kps[t], features=features)
+    res = generator_views(models, photo, ks, kps[t], features=features, guards=guards)
     st = res["stats"]
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.9))
     axes[0].imshow(np.clip(photo, 0, 1))
@@ -142,6 +155,7 @@ def render_generator(
         "mask": f" (mean {st['mask']:.2f})",
         "residual": f" (max {st['residual_px']:.1f} px)",
         "flow": f" (max {st['flow_px']:.0f} px)",
+        "folds": f" ({100 * st['folded']:.1f} % of the pixels)",
     }.get(view, "")
     axes[2].set_title(view + detail)
     axes[3].imshow(res["frame"])
@@ -165,8 +179,11 @@ def generator_widget(
     kps: np.ndarray,
     truth: np.ndarray | None = None,
     start: int = 0,
+    view: str = "occlusion",
+    guards: bool = False,
 ) -> Any:
-    """A frame slider and view buttons redrawing :func:`render_generator` live (ipywidgets).
+    """A frame slider, view buttons and a guards checkbox redrawing :func:`render_generator` live
+    (ipywidgets); ``start``, ``view`` and ``guards`` are their first values.
 
     The photo is encoded once; each move of the slider runs the refiner and decoder on one frame.
     """
@@ -177,11 +194,14 @@ def generator_widget(
     frame = widgets.IntSlider(
         value=start, min=0, max=len(kps) - 1, description="driving frame", continuous_update=False
     )
-    view = widgets.ToggleButtons(options=list(VIEWS), value="occlusion", description="show")
+    buttons = widgets.ToggleButtons(options=list(VIEWS), value=view, description="show")
+    guard_box = widgets.Checkbox(value=guards, description="inference guards (chapter 6)")
 
-    def show(t: int, view: str) -> None:
-        render_generator(models, photo, ks, kps, t=t, view=view, truth=truth, features=features)
+    def show(t: int, view: str, guards: bool) -> None:
+        render_generator(
+            models, photo, ks, kps, t=t, view=view, truth=truth, features=features, guards=guards
+        )
         plt.show()
 
-    out = widgets.interactive_output(show, {"t": frame, "view": view})
-    return widgets.VBox([frame, view, out])
+    out = widgets.interactive_output(show, {"t": frame, "view": buttons, "guards": guard_box})
+    return widgets.VBox([frame, buttons, guard_box, out])
