@@ -11,10 +11,11 @@ in constant memory::
     frames ─► data.write_video (+ the driving video's audio)              (streamed)
 
 The *renderer* is the only step that changes between methods: ``model`` is the trained
-generator of chapter 4 (``generator.animate_crop``), ``thin_plate`` warps the crop along the
-thin-plate-spline flow of chapter 3, and ``still``, ``similarity`` and ``piecewise_affine`` are
-the classical baselines of the benchmark. All renderers take and return crop pixels:
-``(crop (S, S, 3), ks (68, 2), kps (B, 68, 2)) -> (B, S, S, 3)`` float32 in [0, 1].
+generator of chapter 4 (``generator.animate_crop``, with the inference guards of
+``generator.guard_flow``: no folds beside the face, landmarks landed), ``thin_plate`` warps the
+crop along the thin-plate-spline flow of chapter 3, and ``still``, ``similarity`` and
+``piecewise_affine`` are the classical baselines of the benchmark. All renderers take and return
+crop pixels: ``(crop (S, S, 3), ks (68, 2), kps (B, 68, 2)) -> (B, S, S, 3)`` float32 in [0, 1].
 """
 
 from __future__ import annotations
