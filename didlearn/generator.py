@@ -338,19 +338,32 @@ def unfold_beside_face(
     return flow
 
 
+def keypoint_leftover(flow: tf.Tensor, ks: tf.Tensor, kp: tf.Tensor) -> tf.Tensor:
+    """``(B, N, 2)`` pixels ``ks - (kp + F(kp))``: how far from its photo twin each target
+    keypoint reads the photo through the backward flow ``F`` (0 where a flow lands it).
+
+    Args:
+        flow: ``(B, S, S, 2)`` backward flow in pixels; ks, kp: ``(B, N, 2)`` photo and target
+            keypoints (crop pixels).
+    """
+    from .flow import sample_points
+
+    return ks - kp - sample_points(flow, kp)
+
+
 def snap_to_keypoints(
     flow: tf.Tensor, ks: tf.Tensor, kp: tf.Tensor, step: int = TPS_STEP
 ) -> tf.Tensor:
     """Correct a backward flow so that it carries each target keypoint onto the photo's.
 
     Target keypoint ``kp_i`` reads the photo at ``kp_i + F(kp_i)``; the refiner's keypoint loss
-    keeps the leftover ``r_i = ks_i - kp_i - F(kp_i)`` small, not zero (about a pixel on the
-    jaw). A thin-plate spline through ``(kp_i, r_i)``, with the border held still, spreads the
-    leftovers over the frame and is added. Piecewise-affine warping lands every landmark exactly;
-    the snap takes the smooth part of the leftovers (on the bundled clip's frame 85 their mean
-    falls from 1.32 to 0.69 px) and, with the coarse flow's smoothing ``motion.TPS_SMOOTHING``,
-    leaves the part that looks like dlib's jitter of about a pixel: an exact spline follows the
-    jitter, and scored a worse AKD.
+    keeps the leftover ``r_i = ks_i - kp_i - F(kp_i)`` (:func:`keypoint_leftover`) small, not zero
+    (about a pixel on the jaw). A thin-plate spline through ``(kp_i, r_i)``, with the border held
+    still, spreads the leftovers over the frame and is added. Piecewise-affine warping lands every
+    landmark exactly; the snap takes the smooth part of the leftovers (on the bundled clip's frame
+    85 their mean falls from 1.32 to 0.69 px) and, with the coarse flow's smoothing
+    ``motion.TPS_SMOOTHING``, leaves the part that looks like dlib's jitter of about a pixel: an
+    exact spline follows the jitter, and scored a worse AKD.
 
     Args:
         flow: ``(B, S, S, 2)`` backward flow in pixels.
@@ -361,10 +374,9 @@ def snap_to_keypoints(
     Returns:
         ``(B, S, S, 2)`` corrected flow.
     """
-    from .flow import sample_points
     from .motion import tps_flow
 
-    leftover = ks - kp - sample_points(flow, kp)
+    leftover = keypoint_leftover(flow, ks, kp)
     h, w = flow.shape[1], flow.shape[2]
     correction = tps_flow(kp + leftover, kp, h, w, step=step, regularization=TPS_SMOOTHING)
     return flow + correction

@@ -46,7 +46,6 @@ import numpy as np
 import tensorflow as tf
 
 from . import generator
-from .flow import sample_points
 from .generator import AnimationModels
 from .motion import area_ratio_tensor, outside_face
 
@@ -95,8 +94,7 @@ class LossWeights:
 def keypoint_loss(flow: tf.Tensor, ks: tf.Tensor, kd: tf.Tensor) -> tf.Tensor:
     """``mean |kd + F(kd) - ks| / S``: where each target landmark reads from, vs the photo's."""
     size = tf.cast(tf.shape(flow)[2], tf.float32)
-    landed = kd + sample_points(flow, kd)
-    return tf.reduce_mean(tf.abs(landed - ks)) / size
+    return tf.reduce_mean(tf.abs(generator.keypoint_leftover(flow, ks, kd))) / size
 
 
 def fold_loss(flow: tf.Tensor, landmarks: tf.Tensor | None = None) -> tf.Tensor:

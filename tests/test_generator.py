@@ -87,7 +87,16 @@ def test_coincident_landmarks_do_not_explode(small_models, portrait_crop):
 
 def _leftover(f, ks: np.ndarray, kp: np.ndarray) -> float:
     """Mean distance (px) between where each target keypoint reads the photo and its photo twin."""
-    return float(np.linalg.norm(ks - kp - flow.sample_points(f, kp).numpy(), axis=-1).mean())
+    return float(np.linalg.norm(generator.keypoint_leftover(f, ks, kp), axis=-1).mean())
+
+
+def test_keypoint_leftover_is_zero_for_a_flow_that_lands_every_keypoint(portrait_crop):
+    _, ks = portrait_crop
+    kp = (ks + np.float32([3.0, -2.0]))[None]
+    shift = tf.fill((1, 64, 64, 2), 0.0) + tf.constant([-3.0, 2.0])  # kp reads kp - (3, -2) = ks
+    np.testing.assert_allclose(generator.keypoint_leftover(shift, ks[None], kp), 0.0, atol=1e-4)
+    left = generator.keypoint_leftover(tf.zeros_like(shift), ks[None], kp).numpy()
+    np.testing.assert_allclose(left, np.broadcast_to([-3.0, 2.0], left.shape), atol=1e-4)
 
 
 def test_snap_to_keypoints_lands_the_keypoints(portrait_crop):
