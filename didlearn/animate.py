@@ -483,6 +483,22 @@ class Animator:
             )
         self.bridged = tracker.bridged + waiting
 
+    def driving_targets(self, driving: Any, max_frames: int | None = None) -> np.ndarray:
+        """Target keypoints (T, 68, 2) in crop pixels, one per driving frame (tracked, smoothed,
+        transferred): what :meth:`animate` renders, for :meth:`animate_targets`.
+
+        Raises:
+            UnreadableMediaError: unreadable video; NoFaceFoundError: no face in any frame.
+        """
+        frames, fps, _ = open_driving(driving, max_frames)
+        return np.stack(list(self._track(frames, fps)))
+
+    def animate_targets(self, kps: np.ndarray) -> Iterator[np.ndarray]:
+        """Frames of the photo for given target keypoints (T, 68, 2) in crop pixels, streamed."""
+        kps = np.asarray(kps, np.float32)
+        self.timings = defaultdict(float)
+        return self._frames_from_keypoints(iter(kps), len(kps))
+
     def animate(self, driving: Any, max_frames: int | None = None) -> Iterator[np.ndarray]:
         """Frames of the photo driven by a video, streamed.
 

@@ -1,0 +1,327 @@
+"""How an animation is scored (chapter 6): the self-reenactment and cross-identity protocols.
+
+Two tasks, one home for how each is measured, used by the benchmarks and by notebook 06:
+
+* **Self-reenactment** (:func:`prepare_self_reenactment`, :func:`self_reenactment_references`,
+  :func:`score_self_reenactment`): the first frame of a talking-head clip is the photo and every
+  later frame is rebuilt from it and that frame's own landmarks. The one task with a ground truth;
+  scored on 256-px crops (L1, perceptual distance, AKD, AED) against the true frames.
+* **Cross-identity** (:func:`score_cross_identity`): what a user does — the WHOLE photo of
+  someone else, driven by a clip, relative mode, pasted back. No ground truth, so it is scored on
+  the whole output frames against what they were asked to show:
+
+  ========================  ==================================================================
+  ``detail``                Laplacian energy inside the (moving) face outline, output / photo
+  ``frame0_psnr``           frame 0 (target = the photo's own landmarks) vs the photo, in the
+                            landmarks' box (dB; the still renderer's identical frame is +inf,
+                            reported as :data:`PSNR_CAP`)
+  ``identity``              dlib face-embedding distance, output vs photo (< 0.6 = same person)
+  ``motion``                landmarks found on the output vs the target landmarks, % of the
+                            targets' inter-ocular distance
+  ``jitter``                the output landmarks' mean frame-to-frame acceleration minus the
+                            targets' own, % of the inter-ocular distance
+  ``face_score``            the HOG face detector's score on the output / on the photo
+  ========================  ==================================================================
+
+  Detection, landmarks and embeddings run on the face's region of the whole frame, resampled so
+  the face is :data:`READ_FACE_SIDE` pixels wide: what dlib sees is the same for every photo size
+  (its models work on ~150-px chips anyway) and a 12 MP frame costs no more than a small one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import NoFaceFoundError
+
+#: Crop side of the self-reenactment protocol (the shipped model's working size).
+REENACT_SIZE = 256
+#: Face width (landmark box, pixels) the detectors see in cross-identity scoring.
+READ_FACE_SIDE = 200
+#: frame-0 PSNR of a pixel-identical frame (instead of +inf, so means stay finite).
+PSNR_CAP = 99.0
+#: Lowest detector score reported (dlib's ``adjust_threshold``): a face scored below it counts
+#: as not found and its ``face_score`` is this value.
+SCORE_FLOOR = -1.0
+CROSS_KEYS = ("detail", "frame0_psnr", "identity", "motion", "jitter", "face_score")
+
+# 68-landmark groups used here
+_RIGHT_EYE, _LEFT_EYE = slice(36, 42), slice(42, 48)
+
+
+# --------------------------------------------------------------------------------------------
+# Self-reenactment
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReenactmentClip:
+    """One clip prepared for self-reenactment, all in crop pixels of the first frame's square.
+
+    Attributes:
+        photo: (S, S, 3) the first frame's face crop; ks: (68, 2) its landmarks.
+        truth: (T, S, S, 3) later frames cropped with the SAME square; kps: (T, 68, 2) theirs.
+    """
+
+    photo: np.ndarray
+    ks: np.ndarray
+    truth: np.ndarray
+    kps: np.ndarray
+
+
+def prepare_self_reenactment(
+    path: str | Path, max_frames: int | None = None, every: int = 1, size: int = REENACT_SIZE
+) -> ReenactmentClip:
+    """The photo crop, its keypoints, the true crops and their keypoints of one clip.
+
+    Every frame is cropped with the FIRST frame's square (same matrix, same anti-alias blur), so
+    head motion counts. ``every``: keep every ``every``-th later frame (the metrics cost ~1 s per
+    frame and method on 2 CPU cores; a sample of frames measures the same).
+    """
+    from . import data, faces
+
+    video = data.read_video(path, max_frames=max_frames)
+    track = faces.track_landmarks(video.frames, smoothing=False, fps=video.fps)
+    lm0 = track.landmarks[0]
+    first = faces.crop_face(video.frames[0], lm0, size)
+    later = list(range(1, len(video.frames), every))
+    truth = np.stack([faces.crop_face(video.frames[i], lm0, size).image for i in later])
+    return ReenactmentClip(
+        first.image, first.to_crop(lm0), truth, first.to_crop(track.landmarks[later])
+    )
+
+
+def landmark_box(kp: np.ndarray) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) bounding box of (68, 2) landmarks."""
+    lo, hi = np.asarray(kp).min(axis=0), np.asarray(kp).max(axis=0)
+    return (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
+
+
+def self_reenactment_references(truth: np.ndarray, kps: np.ndarray) -> list:
+    """Per true frame: landmarks, face box and dlib embedding, found the way outputs' are.
+
+    The tracked landmarks ``kps`` only supply a fallback box when the detector misses the face.
+    """
+    from . import metrics
+
+    refs = []
+    for frame, kp in zip(truth, kps, strict=True):
+        box = metrics.find_face(frame, landmark_box(kp))
+        refs.append((metrics.landmarks_of(frame, box), box, metrics.face_embedding(frame, box)))
+    return refs
+
+
+def score_self_reenactment(outputs: np.ndarray, truth: np.ndarray, refs: list) -> dict:
+    """Mean L1, perceptual distance, AKD and AED of rendered crops against the true crops.
+
+    ``refs``: per true frame ``(landmarks, face box, embedding)`` from
+    :func:`self_reenactment_references`.
+    """
+    from . import metrics
+    from .features import perceptual_distance
+
+    perceptual = np.concatenate(
+        [
+            perceptual_distance(outputs[i : i + 8], truth[i : i + 8], per_image=True).numpy()
+            for i in range(0, len(outputs), 8)
+        ]
+    )
+    akd, aed = [], []
+    for out, true, (lm, box, emb) in zip(outputs, truth, refs, strict=True):
+        found = metrics.find_face(out, box)  # one detection for both metrics
+        akd.append(metrics.akd(out, true, driving_landmarks=lm, output_box=found))
+        aed.append(metrics.aed(out, true, reference_embedding=emb, output_box=found))
+    return {
+        "l1": float(np.mean(np.abs(outputs - truth))),
+        "perceptual": float(perceptual.mean()),
+        "akd": float(np.mean(akd)),
+        "aed": float(np.mean(aed)),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-identity: reading a face off a whole frame
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FaceReading:
+    """What dlib sees of the face near ``expected`` landmarks in a whole frame.
+
+    Attributes:
+        landmarks: (68, 2) found landmarks, whole-frame pixels.
+        embedding: (128,) identity embedding.
+        score: HOG detector score of the face (:data:`SCORE_FLOOR` if not detected).
+    """
+
+    landmarks: np.ndarray
+    embedding: np.ndarray
+    score: float
+
+
+def inter_ocular(kp: np.ndarray) -> float:
+    """Distance (pixels) between the eye centres of (68, 2) landmarks."""
+    kp = np.asarray(kp, np.float64)
+    return float(np.linalg.norm(kp[_RIGHT_EYE].mean(axis=0) - kp[_LEFT_EYE].mean(axis=0)))
+
+
+def _face_region(frame: np.ndarray, expected: np.ndarray):
+    """The frame's region around the expected face, resampled to a face :data:`READ_FACE_SIDE`
+    wide; returns ``(region uint8, matrix frame -> region)``."""
+    x0, y0, x1, y1 = landmark_box(expected)
+    side = max(x1 - x0, y1 - y0)
+    scale = READ_FACE_SIDE / max(side, 1.0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    out = int(round(2.2 * READ_FACE_SIDE))  # the face and about its width around it
+    m = np.array([[scale, 0, out / 2 - scale * cx], [0, scale, out / 2 - scale * cy]])
+    img = np.asarray(frame, np.float32)
+    if scale < 0.8:  # anti-alias before shrinking, as faces.crop_face does
+        img = cv2.GaussianBlur(img, (0, 0), 0.5 / scale)
+    region = cv2.warpAffine(
+        img, m, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    return (np.clip(region, 0, 1) * 255 + 0.5).astype(np.uint8), m
+
+
+def read_face(frame: np.ndarray, expected: np.ndarray) -> FaceReading:
+    """Detect, landmark and embed the face near ``expected`` (68, 2) landmarks of ``frame``.
+
+    The detector's best box closest to the expected face is used; when it finds nothing above
+    :data:`SCORE_FLOOR`, the landmarks start from the expected landmarks' box (as in
+    :func:`didlearn.metrics.akd`) and the score is the floor.
+    """
+    import dlib
+
+    from . import faces, metrics
+
+    region, m = _face_region(frame, expected)
+    exp = faces.FaceCrop(region, m, region.shape[0]).to_crop(expected)
+    rects, scores, _ = faces._detector().run(region, 0, SCORE_FLOOR)
+    box, score = landmark_box(exp), SCORE_FLOOR
+    if len(rects):
+        centre = exp.mean(axis=0)
+        dist = [
+            np.hypot((r.left() + r.right()) / 2 - centre[0], (r.top() + r.bottom()) / 2 - centre[1])
+            for r in rects
+        ]
+        k = int(np.argmin(np.asarray(dist) - 1e-3 * np.asarray(scores)))
+        r = rects[k]
+        box, score = (
+            (float(r.left()), float(r.top()), float(r.right()), float(r.bottom())),
+            float(scores[k]),
+        )
+    lm = faces._predict(region, box)
+    model, aligner = metrics._embedder()
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    shape = aligner(region, dlib.rectangle(x0, y0, x1, y1))
+    emb = np.asarray(model.compute_face_descriptor(region, shape), np.float64)
+    inverse = cv2.invertAffineTransform(m)
+    return FaceReading(lm @ inverse[:, :2].T + inverse[:, 2], emb, score)
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-identity: the measures
+# --------------------------------------------------------------------------------------------
+
+
+def laplacian_energy(image: np.ndarray, landmarks: np.ndarray) -> float:
+    """Mean squared Laplacian of the grey image inside the face outline of ``landmarks``.
+
+    The fine detail of the face (skin texture, lashes, hair strands); blur lowers it. Computed on
+    the outline's bounding box only, at the image's own resolution.
+    """
+    from .motion import FACE_OUTLINE
+
+    h, w = image.shape[:2]
+    poly = np.asarray(landmarks, np.float64)[list(FACE_OUTLINE)]
+    x0, y0 = np.maximum(np.floor(poly.min(axis=0)).astype(int) - 2, 0)
+    x1, y1 = np.minimum(np.ceil(poly.max(axis=0)).astype(int) + 3, [w, h])
+    grey = cv2.cvtColor(np.asarray(image[y0:y1, x0:x1], np.float32), cv2.COLOR_RGB2GRAY)
+    lap = cv2.Laplacian(grey, cv2.CV_32F, ksize=1)
+    inside = np.zeros(grey.shape, np.uint8)
+    cv2.fillPoly(inside, [np.round((poly - [x0, y0]) * 16).astype(np.int32)], 1, shift=4)
+    if not inside.any():
+        raise ValueError("the face outline covers no pixel of the image")
+    return float(np.mean(lap[inside > 0] ** 2))
+
+
+def box_psnr(a: np.ndarray, b: np.ndarray, landmarks: np.ndarray) -> float:
+    """PSNR (dB, capped at :data:`PSNR_CAP`) of two images inside the landmarks' box."""
+    x0, y0, x1, y1 = landmark_box(landmarks)
+    h, w = a.shape[:2]
+    ys = slice(max(int(np.floor(y0)), 0), min(int(np.ceil(y1)) + 1, h))
+    xs = slice(max(int(np.floor(x0)), 0), min(int(np.ceil(x1)) + 1, w))
+    mse = float(
+        np.mean((np.asarray(a[ys, xs], np.float64) - np.asarray(b[ys, xs], np.float64)) ** 2)
+    )
+    return PSNR_CAP if mse <= 10 ** (-PSNR_CAP / 10) else float(10 * np.log10(1.0 / mse))
+
+
+def _acceleration(track: np.ndarray, iod: np.ndarray) -> float:
+    """Mean |L[t+1] - 2 L[t] + L[t-1]| of a (T, 68, 2) track, % of each frame's inter-ocular."""
+    if len(track) < 3:
+        return 0.0
+    acc = np.linalg.norm(track[2:] - 2 * track[1:-1] + track[:-2], axis=-1).mean(axis=-1)
+    return float(np.mean(100 * acc / iod[1:-1]))
+
+
+@dataclass
+class CrossIdentityScorer:
+    """Scores the whole output frames of one photo, frame by frame (streaming: constant memory).
+
+    Args:
+        photo: (H, W, 3) the photo; landmarks: its (68, 2) landmarks (whole-photo pixels).
+
+    Feed each output frame with the target landmarks (whole-photo pixels) it was asked to show
+    to :meth:`add`, then read :meth:`result`.
+    """
+
+    photo: np.ndarray
+    landmarks: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.photo = np.asarray(self.photo, np.float32)
+        self.reference = read_face(self.photo, self.landmarks)
+        if self.reference.score <= SCORE_FLOOR:
+            raise NoFaceFoundError("the detector finds no face in the photo to score against")
+        self.photo_energy = laplacian_energy(self.photo, self.landmarks)
+        self._found: list[np.ndarray] = []
+        self._targets: list[np.ndarray] = []
+        self._rows: list[dict[str, float]] = []
+
+    def add(self, frame: np.ndarray, target: np.ndarray) -> None:
+        """Score one (H, W, 3) output frame against its (68, 2) target landmarks."""
+        target = np.asarray(target, np.float64)
+        if not self._rows:
+            frame0 = box_psnr(frame, self.photo, self.landmarks)
+        seen = read_face(frame, target)
+        iod = inter_ocular(target)
+        row = {
+            "detail": laplacian_energy(frame, target) / self.photo_energy,
+            "identity": float(np.linalg.norm(seen.embedding - self.reference.embedding)),
+            "motion": float(100 * np.linalg.norm(seen.landmarks - target, axis=-1).mean() / iod),
+            "face_score": max(seen.score, 0.0) / self.reference.score,
+        }
+        if not self._rows:
+            row["frame0_psnr"] = frame0
+        self._rows.append(row)
+        self._found.append(seen.landmarks)
+        self._targets.append(target)
+
+    def result(self) -> dict[str, float]:
+        """Means over the frames added so far (``frame0_psnr``: of the first frame)."""
+        if not self._rows:
+            raise ValueError("no frame was scored")
+        out = {
+            k: float(np.mean([r[k] for r in self._rows]))
+            for k in ("detail", "identity", "motion", "face_score")
+        }
+        out["frame0_psnr"] = self._rows[0]["frame0_psnr"]
+        targets = np.stack(self._targets)
+        iod = np.array([inter_ocular(t) for t in targets])
+        out["jitter"] = _acceleration(np.stack(self._found), iod) - _acceleration(targets, iod)
+        return {k: out[k] for k in CROSS_KEYS}
