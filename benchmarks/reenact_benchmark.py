@@ -39,12 +39,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 from results_file import write_json  # noqa: E402
 
-from didlearn import animate, data, faces, metrics  # noqa: E402
+from didlearn import animate, data, protocol  # noqa: E402
+from didlearn.composite import compose_crop  # noqa: E402
 
-METHODS = ("still", "similarity", "piecewise_affine", "thin_plate", "model")
+METHODS = animate.METHODS
 KEYS = ("l1", "perceptual", "akd", "aed", "fps")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
-SIZE = 256
+SIZE = protocol.REENACT_SIZE
 
 
 def video_paths(sources: list[str] | None) -> list[Path]:
@@ -63,84 +64,19 @@ def video_paths(sources: list[str] | None) -> list[Path]:
     return paths
 
 
-def prepare(path: Path, max_frames: int | None, every: int = 1):
-    """The photo crop, its keypoints, the true crops and their keypoints (crop pixels).
-
-    ``every``: keep every ``every``-th later frame (the metrics cost ~1 s per frame and method
-    on 2 CPU cores, mostly the VGG perceptual distance; a sample of frames measures the same).
-
-    Returns:
-        ``(photo (S,S,3), ks (68,2), truth (T-1,S,S,3), kps (T-1,68,2))``.
-    """
-    video = data.read_video(path, max_frames=max_frames)
-    track = faces.track_landmarks(video.frames, smoothing=False, fps=video.fps)
-    lm0 = track.landmarks[0]
-    first = faces.crop_face(video.frames[0], lm0, SIZE)
-    # every frame cropped with the FIRST frame's square (same matrix, same anti-alias blur)
-    later = range(1, len(video.frames), every)
-    truth = np.stack([faces.crop_face(video.frames[i], lm0, SIZE).image for i in later])
-    kps = first.to_crop(track.landmarks[list(later)])
-    return first.image, first.to_crop(lm0), truth, kps
-
-
 def render_timed(render, photo, ks, kps, batch: int = 8) -> tuple[np.ndarray, float]:
-    """All frames of one method, and its frames per second (after one warm-up batch)."""
-    render(photo, ks, kps[:batch])  # warm-up: tracing, XLA compilation, model loading
+    """All crops of one method (its motion composed at the crop's size), and its frames per
+    second (after one warm-up batch)."""
+
+    def crops(k):
+        return compose_crop(photo, render(photo, ks, k))
+
+    crops(kps[:batch])  # warm-up: tracing, XLA compilation, model loading
     out, t0 = [], time.perf_counter()
     for i in range(0, len(kps), batch):
-        out.append(render(photo, ks, kps[i : i + batch]))
+        out.append(crops(kps[i : i + batch]))
     seconds = time.perf_counter() - t0
     return np.concatenate(out), len(kps) / max(seconds, 1e-9)
-
-
-def _box(kp: np.ndarray) -> tuple[float, float, float, float]:
-    """A face box from landmarks (their bounding box; used when the detector misses the face)."""
-    lo, hi = kp.min(axis=0), kp.max(axis=0)
-    return (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
-
-
-def score(outputs: np.ndarray, truth: np.ndarray, refs: list) -> dict:
-    """Mean L1, perceptual distance, AKD and AED of rendered frames against the true frames.
-
-    ``refs``: per true frame ``(landmarks, face box, embedding)`` from :func:`references`.
-    """
-    from didlearn.features import perceptual_distance
-
-    perceptual = np.concatenate(
-        [
-            perceptual_distance(outputs[i : i + 8], truth[i : i + 8], per_image=True).numpy()
-            for i in range(0, len(outputs), 8)
-        ]
-    )
-    akd, aed = [], []
-    for out, true, (lm, box, emb) in zip(outputs, truth, refs, strict=True):
-        found = metrics.find_face(out, box)  # one detection for both metrics
-        akd.append(metrics.akd(out, true, driving_landmarks=lm, output_box=found))
-        aed.append(metrics.aed(out, true, reference_embedding=emb, output_box=found))
-    return {
-        "l1": float(np.mean(np.abs(outputs - truth))),
-        "perceptual": float(perceptual.mean()),
-        "akd": float(np.mean(akd)),
-        "aed": float(np.mean(aed)),
-    }
-
-
-def references(truth: np.ndarray, kps: np.ndarray) -> list:
-    """Per true frame: landmarks, face box and dlib embedding, found the way outputs' are.
-
-    The tracked landmarks ``kps`` only supply a fallback box when the detector misses the face.
-    """
-    refs = []
-    for frame, kp in zip(truth, kps, strict=True):
-        box = metrics.find_face(frame, _box(kp))
-        refs.append(
-            (
-                metrics.landmarks_of(frame, box),
-                box,
-                metrics.face_embedding(frame, box),
-            )
-        )
-    return refs
 
 
 def benchmark(
@@ -160,12 +96,13 @@ def benchmark(
     results: dict = {"mean": {}, "videos": {}}
     for path in paths:
         t0 = time.perf_counter()
-        photo, ks, truth, kps = prepare(path, max_frames, every)
-        refs = references(truth, kps)
+        clip = protocol.prepare_self_reenactment(path, max_frames, every, SIZE)
+        kps = clip.kps
+        refs = protocol.self_reenactment_references(clip.truth, kps)
         row = {}
         for m, render in renderers.items():
-            outputs, fps = render_timed(render, photo, ks, kps)
-            row[m] = {**score(outputs, truth, refs), "fps": fps}
+            outputs, fps = render_timed(render, clip.photo, clip.ks, kps)
+            row[m] = {**protocol.score_self_reenactment(outputs, clip.truth, refs), "fps": fps}
         results["videos"][path.stem] = row
         print(table({path.stem: row}), f"\n({len(kps)} frames, {time.perf_counter() - t0:.0f} s)\n")
     for m in renderers:

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .composite import CropMotion, NativeCompositor, compose_crop
 from .errors import NoFaceFoundError, OutputExistsError
 
 METHODS = ("still", "similarity", "piecewise_affine", "thin_plate", "model")
@@ -39,37 +40,41 @@ METHODS = ("still", "similarity", "piecewise_affine", "thin_plate", "model")
 #: cheaper per halving. Relative transfer is scale-normalised, so the resolution cancels out.
 DRIVING_MAX_SIDE = 480
 
-Renderer = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+#: ``(crop (S, S, 3), ks (68, 2), kps (B, 68, 2)) -> CropMotion`` (flow, mask, colour).
+Renderer = Callable[[np.ndarray, np.ndarray, np.ndarray], CropMotion]
 
 
 # --------------------------------------------------------------------------------------------
-# Renderers: (crop, ks, kps (B, 68, 2)) -> (B, S, S, 3)
+# Renderers: (crop, ks, kps (B, 68, 2)) -> CropMotion in crop pixels
 # --------------------------------------------------------------------------------------------
 
 
-def render_still(crop: np.ndarray, ks: np.ndarray, kps: np.ndarray) -> np.ndarray:
-    """The photo itself for every frame (the do-nothing baseline)."""
-    return np.repeat(np.asarray(crop, np.float32)[None], len(kps), axis=0)
+def render_still(crop: np.ndarray, ks: np.ndarray, kps: np.ndarray) -> CropMotion:
+    """The photo itself for every frame (the do-nothing baseline): zero flow."""
+    h, w = crop.shape[:2]
+    return CropMotion(np.zeros((len(kps), h, w, 2), np.float32))
 
 
-def render_similarity(crop: np.ndarray, ks: np.ndarray, kps: np.ndarray) -> np.ndarray:
+def _pixel_grid(height: int, width: int) -> np.ndarray:
+    """(H, W, 2) float32 (x, y) coordinates of every pixel."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    return np.stack([xs, ys], axis=-1)
+
+
+def render_similarity(crop: np.ndarray, ks: np.ndarray, kps: np.ndarray) -> CropMotion:
     """Move the whole crop rigidly: the similarity (scale, rotation, shift) that best maps ks -> kp.
 
-    Head motion is captured, expressions are not.
+    Head motion is captured, expressions are not. Output pixel p reads the photo at T^-1(p).
     """
-    import cv2
-
     from .motion import umeyama
 
-    size = crop.shape[1], crop.shape[0]
-    out = []
+    grid = _pixel_grid(*crop.shape[:2])
+    flows = []
     for kp in kps:
         s, rot, t = umeyama(ks, kp)
-        m = np.hstack([s * rot, t[:, None]])
-        out.append(
-            cv2.warpAffine(crop, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        )
-    return np.stack(out).astype(np.float32)
+        inv = np.linalg.inv(np.vstack([np.hstack([s * rot, t[:, None]]), [0, 0, 1]]))[:2]
+        flows.append(grid @ inv[:, :2].T.astype(np.float32) + inv[:, 2].astype(np.float32) - grid)
+    return CropMotion(np.stack(flows))
 
 
 def _frame_anchors(height: int, width: int) -> np.ndarray:
@@ -78,21 +83,19 @@ def _frame_anchors(height: int, width: int) -> np.ndarray:
     return border_anchors(height, width, per_side=4).astype(np.float64)
 
 
-def render_piecewise_affine(crop: np.ndarray, ks: np.ndarray, kps: np.ndarray) -> np.ndarray:
+def render_piecewise_affine(crop: np.ndarray, ks: np.ndarray, kps: np.ndarray) -> CropMotion:
     """Warp each Delaunay triangle of the landmarks (plus the crop border) by its own affine map.
 
     scikit-image's :class:`~skimage.transform.PiecewiseAffineTransform` is estimated from output
     keypoints to photo keypoints (a backward map, like every warp in the course); the border
     points keep the mesh covering the whole crop and the background still.
     """
-    import cv2
     from skimage.transform import PiecewiseAffineTransform
 
     h, w = crop.shape[:2]
     anchors = _frame_anchors(h, w)
-    ys, xs = np.mgrid[0:h, 0:w]
-    grid = np.column_stack([xs.ravel(), ys.ravel()]).astype(np.float64)
-    out = []
+    grid = _pixel_grid(h, w).reshape(-1, 2).astype(np.float64)
+    flows = []
     for kp in kps:
         dst = np.vstack([np.asarray(kp, np.float64), anchors])
         src = np.vstack([np.asarray(ks, np.float64), anchors])
@@ -101,10 +104,8 @@ def render_piecewise_affine(crop: np.ndarray, ks: np.ndarray, kps: np.ndarray) -
         # points the mesh does not cover (a folded triangle) read their own position
         bad = ~np.isfinite(where).all(axis=1) | (where < 0).any(axis=1)
         where[bad] = grid[bad]
-        mx = where[:, 0].reshape(h, w)
-        my = where[:, 1].reshape(h, w)
-        out.append(cv2.remap(crop, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
-    return np.stack(out).astype(np.float32)
+        flows.append((where - grid).reshape(h, w, 2))
+    return CropMotion(np.stack(flows).astype(np.float32))
 
 
 def _apply_piecewise(tform, points: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -134,16 +135,11 @@ def _apply_piecewise(tform, points: np.ndarray, height: int, width: int) -> np.n
 
 
 def thin_plate_renderer(step: int = 2) -> Renderer:
-    """Renderer warping the crop along the thin-plate-spline flow (``step``: see ``tps_flow``).
-
-    The flow comes from ``motion.tps_flow`` (TensorFlow, batched); the warp itself is OpenCV's
-    ``remap`` with the same bilinear sampling and border padding as ``flow.warp``: no gradient
-    is needed here and it is about 7x faster on a CPU (1 ms instead of 7.5 ms per 256² frame).
+    """Renderer moving the crop along the thin-plate-spline flow of chapter 3 (``motion.tps_flow``,
+    TensorFlow, batched; ``step``: the flow is evaluated every ``step`` pixels, then interpolated).
     """
 
-    def render_thin_plate(crop: np.ndarray, ks: np.ndarray, kps: np.ndarray) -> np.ndarray:
-        import cv2
-
+    def render_thin_plate(crop: np.ndarray, ks: np.ndarray, kps: np.ndarray) -> CropMotion:
         from .motion import TPS_SMOOTHING, tps_flow
 
         h, w = crop.shape[:2]
@@ -151,20 +147,8 @@ def thin_plate_renderer(step: int = 2) -> Renderer:
         # smoothing spline: coincident landmarks (a blink) make the exact one singular
         flows = tps_flow(
             np.broadcast_to(ks, kps.shape), kps, h, w, step=step, regularization=TPS_SMOOTHING
-        ).numpy()
-        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-        img = np.asarray(crop, np.float32)
-        out = [
-            cv2.remap(
-                img,
-                xs + f[..., 0],
-                ys + f[..., 1],
-                cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_REPLICATE,
-            )
-            for f in flows
-        ]
-        return np.clip(np.stack(out), 0.0, 1.0)
+        )
+        return CropMotion(flows.numpy())
 
     return render_thin_plate
 
@@ -173,8 +157,9 @@ def model_renderer(models: Any) -> Renderer:
     """Renderer running the trained refiner + generator of chapter 4 on a batch of keypoints."""
     from . import generator
 
-    def render_model(crop: np.ndarray, ks: np.ndarray, kps: np.ndarray) -> np.ndarray:
-        return generator.animate_crop(models, crop, ks, kps)  # float32, clipped to [0, 1]
+    def render_model(crop: np.ndarray, ks: np.ndarray, kps: np.ndarray) -> CropMotion:
+        out = generator.render_motion(models, crop, ks, kps)
+        return CropMotion(out["flow"], out["mask"], out["colour"])
 
     return render_model
 
@@ -198,10 +183,17 @@ def make_renderer(method: str, models: Any = None, tps_step: int = 2) -> Rendere
     raise ValueError(f"unknown method '{method}': choose one of {', '.join(METHODS)}")
 
 
+#: What ``method="auto"`` renders with: the renderer that measured best on whole frames of
+#: people the shipped model never saw (``benchmarks/cross_benchmark.py``; the model card's
+#: cross-identity table). Thin-plate warping keeps identity and face-likeness better than the
+#: shipped model, which carries the motion more closely but was trained on six people.
+DEFAULT_METHOD = "thin_plate"
+
+
 def load_models(method: str = "auto") -> tuple[str, Any]:
     """Resolve ``method`` and load what it needs.
 
-    ``auto`` is ``model`` when the shipped weights load and ``thin_plate`` otherwise.
+    ``auto`` is :data:`DEFAULT_METHOD`; ``model`` loads the shipped weights.
 
     Returns:
         ``(method, models or None)``.
@@ -213,23 +205,18 @@ def load_models(method: str = "auto") -> tuple[str, Any]:
 
     if method not in (*METHODS, "auto"):
         raise ValueError(f"unknown method '{method}': choose auto or one of {', '.join(METHODS)}")
-    if method not in ("model", "auto"):
+    if method == "auto":
+        method = DEFAULT_METHOD
+    if method != "model":
         return method, None
     try:
         from . import generator
     except ImportError as err:
-        if method == "auto":
-            return "thin_plate", None
         raise MissingResourceError(
             f"The generator (didlearn.generator) cannot be imported ({err}); use "
             "--method thin_plate."
         ) from err
-    try:
-        return "model", generator.load_pretrained()
-    except (MissingResourceError, OSError):
-        if method == "auto":
-            return "thin_plate", None
-        raise
+    return "model", generator.load_pretrained()
 
 
 # --------------------------------------------------------------------------------------------
@@ -288,8 +275,7 @@ class Animator:
 
     Args:
         photo: (H, W, 3) float32 RGB in [0, 1] (use ``data.load_image`` for files).
-        method: renderer, one of :data:`METHODS` or ``"auto"`` (the model if its weights load,
-            else thin-plate warping).
+        method: renderer, one of :data:`METHODS` or ``"auto"`` (:data:`DEFAULT_METHOD`).
         face: which face of the photo (index into ``faces.detect_faces``, 0 = best).
         size: crop (model) resolution in pixels.
         relative: relative motion transfer (the photo keeps its face shape); False = absolute.
@@ -337,9 +323,9 @@ class Animator:
         self.landmarks = np.asarray(landmarks, np.float32)  # (68, 2) full-photo pixels
         self.crop = faces.crop_face(self.photo, self.landmarks, size)
         self.source_kp = self.crop.to_crop(self.landmarks)
-        if method in ("model", "auto") and models is not None:
+        if method == "auto" and DEFAULT_METHOD == "model" and models is not None:
             method = "model"
-        elif method in ("model", "auto"):
+        elif method != "model" or models is None:
             method, models = load_models(method)
         self.method, self.models = method, models
         if fine_tune > 0 and method == "model":
@@ -348,6 +334,7 @@ class Animator:
             tuned = optimize.fine_tune(self.models, self.crop.image, self.source_kp, fine_tune)
             self.models = tuned if tuned is not None else self.models
         self.renderer = make_renderer(method, self.models, tps_step)
+        self._compositor: NativeCompositor | None = None
         self.relative, self.intensity = bool(relative), float(intensity)
         self.paste_back, self.batch, self.progress = bool(paste_back), int(batch), progress
         self.timings: dict[str, float] = defaultdict(float)
@@ -369,43 +356,29 @@ class Animator:
             kp = transfer_absolute(ks, driving_kp, driving_kp0)
         return (ks + self.intensity * (kp - ks)).astype(np.float32)
 
-    def render(self, kps: np.ndarray) -> np.ndarray:
-        """Animated crops (B, S, S, 3) for target keypoints (B, 68, 2) in crop pixels."""
+    def motion(self, kps: np.ndarray) -> CropMotion:
+        """The renderer's crop motion (flow, mask, colour) for target keypoints (B, 68, 2)."""
         return self.renderer(self.crop.image, self.source_kp, np.asarray(kps, np.float32))
 
-    def finish(self, crop_frame: np.ndarray) -> np.ndarray:
-        """One rendered crop -> output frame (whole photo, or the crop itself).
+    def render(self, kps: np.ndarray) -> np.ndarray:
+        """Animated crops (B, S, S, 3) for target keypoints (B, 68, 2) in crop pixels."""
+        return compose_crop(self.crop.image, self.motion(kps))
 
-        ``faces.paste_back`` runs on the photo's region under the crop only (the crop's matrix
-        shifted to it): pixels outside the crop's square are the photo's anyway, and a 12 MP photo
-        would otherwise cost ~0.2 s per frame instead of a few ms.
-        """
-        from .faces import paste_back
-
+    def finish(
+        self, flow: np.ndarray, mask: np.ndarray | None = None, colour: np.ndarray | None = None
+    ) -> np.ndarray:
+        """One frame's crop motion -> output frame: the whole photo at its own resolution
+        (:class:`~didlearn.composite.NativeCompositor`), or the crop if ``paste_back`` is off."""
         if not self.paste_back:
-            return crop_frame
-        (y0, y1, x0, x1), roi_crop = self._roi()
-        out = self.photo.copy()
-        out[y0:y1, x0:x1] = paste_back(self.photo[y0:y1, x0:x1], crop_frame, roi_crop)
-        return out
-
-    def _roi(self):
-        """Bounding box (y0, y1, x0, x1) of the crop in the photo, and the crop relative to it."""
-        if getattr(self, "_roi_cache", None) is None:
-            from .faces import FaceCrop
-
-            s = self.crop.size - 1
-            corners = self.crop.to_full(np.array([[0, 0], [s, 0], [0, s], [s, s]], np.float32))
-            h, w = self.photo.shape[:2]
-            x0, y0 = np.maximum(np.floor(corners.min(axis=0)).astype(int) - 1, 0)
-            x1, y1 = np.minimum(np.ceil(corners.max(axis=0)).astype(int) + 2, [w, h])
-            m = self.crop.matrix.copy()
-            m[:, 2] += m[:, :2] @ np.array([x0, y0], np.float64)  # crop coords of ROI pixels
-            self._roi_cache = (
-                (int(y0), int(y1), int(x0), int(x1)),
-                FaceCrop(self.crop.image, m, self.crop.size),
+            one = CropMotion(
+                flow[None],
+                None if mask is None else mask[None],
+                None if colour is None else colour[None],
             )
-        return self._roi_cache
+            return compose_crop(self.crop.image, one)[0]
+        if self._compositor is None:
+            self._compositor = NativeCompositor(self.photo, self.crop)
+        return self._compositor(flow, mask, colour)
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -446,10 +419,11 @@ class Animator:
 
     def _flush(self, pending: list[np.ndarray], bar) -> Iterator[np.ndarray]:
         with self._timed("render"):
-            crops = self.render(np.stack(pending))
-        for c in crops:
+            motion = self.motion(np.stack(pending))
+            crops = None if self.paste_back else compose_crop(self.crop.image, motion)
+        for i in range(len(motion)):
             with self._timed("paste"):
-                frame = self.finish(c)
+                frame = self.finish(*motion.at(i)) if crops is None else crops[i]
             self.timings["frames"] += 1
             bar.update(1)
             yield frame

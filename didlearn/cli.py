@@ -80,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
         "--method",
         default="auto",
         choices=("auto", "model", "thin_plate", "piecewise_affine", "similarity", "still"),
-        help="renderer (default auto: the trained model, else thin-plate warping)",
+        help="renderer (default auto: the one measured best on other people's photos, "
+        "thin_plate today; see the model card)",
     )
     anim.add_argument(
         "--duration", type=float, default=4.0, help="template length in seconds (default 4)"

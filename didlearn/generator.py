@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow as tf
 
 from .errors import MissingResourceError, OutputExistsError
-from .motion import TPS_SMOOTHING
+from .motion import TPS_SMOOTHING, polygon_area
 
 #: Folder of the shipped weights inside the installed package.
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -64,6 +64,12 @@ FOLD_GUARD_PASSES = 3
 #: the face outline test alone costs 7 ms a 256x256 frame at full resolution, the whole guard
 #: 3 ms on this grid).
 FOLD_GUARD_FACTOR = 4
+#: :func:`fade_with_motion`: the refiner's correction is all there from this much keypoint motion
+#: (crop pixels) on, and none of it at none.
+MOTION_FADE_PX = 1.0
+#: :func:`paint_only_opening_mouth`: the painting is all there once the inner-lip area has grown
+#: by this much (in squared inter-ocular distances; a closed mouth is ~0, a wide-open one ~0.3).
+MOUTH_PAINT_GAIN = 0.05
 #: :func:`animate_crop` renders a multiple of this many frames (a short batch is padded, then
 #: cut), so its compiled graph is traced once, not once per batch size.
 RENDER_BATCH = 8
@@ -382,11 +388,66 @@ def snap_to_keypoints(
     return flow + correction
 
 
-def guard_flow(
+def fade_with_motion(
     flow: tf.Tensor, coarse_flow: tf.Tensor, ks: tf.Tensor, kp: tf.Tensor
 ) -> tf.Tensor:
-    """The inference guards on a refined flow: :func:`unfold_beside_face`, then
-    :func:`snap_to_keypoints` (so the snap sees the flow that will be used)."""
+    """The refined flow's correction, faded out as the motion goes to 0.
+
+    The refiner only ever saw pairs with motion; asked for none (frame 0 of a relative run:
+    ``kp = ks``) it still moves the photo by a residual of 0.19 px on average, 1.1 px at most,
+    and frame 0 is no longer the photo (40 dB in the crop). The residual is weighted by a
+    smoothstep of the largest keypoint displacement over :data:`MOTION_FADE_PX`: no motion,
+    no correction; from a pixel of motion on, all of it.
+
+    Args:
+        flow, coarse_flow: ``(B, S, S, 2)`` refined and thin-plate flows (pixels).
+        ks, kp: ``(B, N, 2)`` photo and target keypoints (crop pixels).
+    """
+    motion = tf.reduce_max(tf.norm(kp - ks, axis=-1), axis=-1)  # (B,)
+    t = tf.clip_by_value(motion / MOTION_FADE_PX, 0.0, 1.0)
+    weight = (t * t * (3.0 - 2.0 * t))[:, None, None, None]
+    return coarse_flow + weight * (flow - coarse_flow)
+
+
+def mouth_opening(kp: tf.Tensor) -> tf.Tensor:
+    """``(B,)`` area inside the inner lips over the squared inter-ocular distance (unitless)."""
+    from .faces import INNER_LIPS, LEFT_EYE, RIGHT_EYE
+
+    kp = tf.convert_to_tensor(kp, tf.float32)
+    eyes = tf.reduce_mean(kp[:, RIGHT_EYE], axis=1) - tf.reduce_mean(kp[:, LEFT_EYE], axis=1)
+    return polygon_area(kp[:, INNER_LIPS]) / tf.reduce_sum(eyes * eyes, axis=-1)
+
+
+def paint_only_opening_mouth(mask: tf.Tensor, ks: tf.Tensor, kp: tf.Tensor) -> tf.Tensor:
+    """Fusion mask that lets the painting show only inside a mouth opening wider than the photo's.
+
+    The decoder's painting is a blur of the warped features: where the shipped mask opens on
+    cheeks, forehead, hair and background of big head rolls it shows as flat grey blotches
+    (notebook 06), while the warp there is right. The one place of the face a warp of the photo
+    cannot be right is a mouth that opens wider than the photo's (it has no teeth or dark
+    inside to show): there, and only by how much wider (a smoothstep of the opening gained,
+    over :data:`MOUTH_PAINT_GAIN`), the decoder's mask is kept; everywhere else it is 1.
+
+    Args:
+        mask: ``(B, S, S, 1)`` the decoder's fusion mask (1 = warp).
+        ks, kp: ``(B, N, 2)`` photo and target keypoints (crop pixels).
+    """
+    from .faces import INNER_LIPS
+    from .motion import inside_polygon
+
+    s = mask.shape[1]
+    t = tf.clip_by_value((mouth_opening(kp) - mouth_opening(ks)) / MOUTH_PAINT_GAIN, 0.0, 1.0)
+    gain = (t * t * (3.0 - 2.0 * t))[:, None, None, None]
+    mouth = inside_polygon(tf.convert_to_tensor(kp, tf.float32)[:, INNER_LIPS], s, s)
+    mouth = tf.nn.avg_pool2d(mouth, 3, 1, "SAME")  # a soft edge of a pixel or so
+    return 1.0 - gain * mouth * (1.0 - mask)
+
+
+def guard_flow(flow: tf.Tensor, coarse_flow: tf.Tensor, ks: tf.Tensor, kp: tf.Tensor) -> tf.Tensor:
+    """The inference guards on a refined flow: :func:`fade_with_motion`, then
+    :func:`unfold_beside_face`, then :func:`snap_to_keypoints` (so the snap sees the flow that
+    will be used)."""
+    flow = fade_with_motion(flow, coarse_flow, ks, kp)
     return snap_to_keypoints(unfold_beside_face(flow, coarse_flow, kp), ks, kp)
 
 
@@ -410,13 +471,15 @@ def forward(
         features: the encoder's output for ``photo`` if already computed (one photo, many
             frames: :func:`animate_crop` encodes once).
         coarse_flow: the thin-plate flow if already computed (default: ``tps_flow(ks, kp)``).
-        guards: apply :func:`guard_flow` to the refined flow (what :func:`animate_crop`
-            renders). Training leaves them off: the losses judge the refiner's own flow.
+        guards: the inference guards (what :func:`render_motion` renders): :func:`guard_flow`
+            on the refined flow and :func:`paint_only_opening_mouth` on the fusion mask.
+            Training leaves them off: the losses judge the models' own flow and mask.
 
     Returns:
         dict of ``frame (B,S,S,3)``, ``flow`` (refined, pixels), ``coarse_flow``, ``occlusion``
-        ``(B,S/4,S/4,1)`` in [0, 1], ``mask`` (fusion, ``(B,S,S,1)``), ``colour`` (decoder
-        painting) and ``warped`` (photo warped by the refined flow).
+        ``(B,S/4,S/4,1)`` in [0, 1], ``mask`` (fusion, ``(B,S,S,1)``; with ``guards`` the
+        decoder's own is ``decoder_mask``), ``colour`` (decoder painting) and ``warped`` (photo
+        warped by the refined flow).
     """
     from .motion import tps_flow
 
@@ -451,7 +514,8 @@ def forward(
         warped_features.append(_warp(feat, _pool(flow, scale) / scale) * occ)
     logits = tf.cast(models.decoder(warped_features, training=training), tf.float32)
     logits = tf.image.resize(logits, (s, s))
-    colour, mask = tf.sigmoid(logits[..., :3]), tf.sigmoid(logits[..., 3:])
+    colour, decoder_mask = tf.sigmoid(logits[..., :3]), tf.sigmoid(logits[..., 3:])
+    mask = paint_only_opening_mouth(decoder_mask, ks, kp) if guards else decoder_mask
     warped = _warp(photo, flow)
     frame = mask * warped + (1.0 - mask) * colour
     return {
@@ -460,36 +524,44 @@ def forward(
         "coarse_flow": coarse_flow,
         "occlusion": occlusion,
         "mask": mask,
+        "decoder_mask": decoder_mask,
         "colour": colour,
         "warped": warped,
     }
 
 
+#: What the compiled inference function returns (see :func:`render_motion`).
+RENDERED = ("frame", "flow", "mask", "colour")
+
+
 def _compiled_renderer(models: AnimationModels):
-    """The ``tf.function`` (photo, ks, kp) -> frames for inference, traced once per models."""
+    """The ``tf.function`` (photo, ks, kp) -> {frame, flow, mask, colour} for inference, traced
+    once per models."""
     if models._renderer is None:
 
         @tf.function(reduce_retracing=True)
         def render(photo, ks, kp):
             feats = models.encoder(photo, training=False)
-            return forward(models, photo, ks, kp, features=feats, guards=True)["frame"]
+            out = forward(models, photo, ks, kp, features=feats, guards=True)
+            return {k: out[k] for k in RENDERED}
 
         models._renderer = render
     return models._renderer
 
 
-def animate_crop(
+def render_motion(
     models: AnimationModels, crop: np.ndarray, ks: np.ndarray, kps: np.ndarray
-) -> np.ndarray:
-    """Render target keypoints on one face crop (the ``model`` renderer of :mod:`animate`),
-    with the inference guards of :func:`guard_flow`.
+) -> dict[str, np.ndarray]:
+    """Render target keypoints on one face crop, with the inference guards of :func:`guard_flow`.
 
     Args:
         crop: ``(S, S, 3)`` float32 face crop in [0, 1] (S = ``models.config.size``).
         ks: ``(N, 2)`` its keypoints; kps: ``(B, N, 2)`` target keypoints (crop pixels).
 
     Returns:
-        ``(B, S, S, 3)`` float32 frames in [0, 1].
+        NumPy float32 ``frame (B, S, S, 3)`` (clipped to [0, 1]), ``flow (B, S, S, 2)`` (the
+        guarded refined flow, crop pixels), ``mask (B, S, S, 1)`` and ``colour (B, S, S, 3)``:
+        what :mod:`didlearn.composite` needs to render the frames at any resolution.
     """
     s = models.config.size
     crop = np.asarray(crop, np.float32)
@@ -499,14 +571,25 @@ def animate_crop(
             f"face with faces.crop_face(photo, landmarks, size={s})"
         )
     kps = np.asarray(kps, np.float32)
+    n = len(kps)
     # a new batch size would trace (and XLA-compile) the model again, which costs more than
     # rendering a few repeated frames
-    padded = -len(kps) % RENDER_BATCH
+    padded = -n % RENDER_BATCH
     if padded:
         kps = np.concatenate([kps, np.repeat(kps[-1:], padded, axis=0)])
     ks = np.broadcast_to(np.asarray(ks, np.float32), kps.shape)
-    frames = _compiled_renderer(models)(crop[None], tf.constant(ks), tf.constant(kps))
-    return np.clip(frames.numpy()[: len(kps) - padded], 0.0, 1.0)
+    out = _compiled_renderer(models)(crop[None], tf.constant(ks), tf.constant(kps))
+    out = {k: v.numpy()[:n] for k, v in out.items()}
+    out["frame"] = np.clip(out["frame"], 0.0, 1.0)
+    return out
+
+
+def animate_crop(
+    models: AnimationModels, crop: np.ndarray, ks: np.ndarray, kps: np.ndarray
+) -> np.ndarray:
+    """The ``(B, S, S, 3)`` frames of :func:`render_motion` (float32 in [0, 1]): the model's
+    animated face crops, with the inference guards of :func:`guard_flow`."""
+    return render_motion(models, crop, ks, kps)["frame"]
 
 
 # --------------------------------------------------------------------------------------------

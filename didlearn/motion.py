@@ -297,13 +297,12 @@ def area_ratio_tensor(flow: tf.Tensor) -> tf.Tensor:
 FACE_OUTLINE = (*range(17), *range(26, 16, -1))
 
 
-def outside_face(landmarks: tf.Tensor, height: int, width: int, margin: int = 4) -> tf.Tensor:
-    """``(B, H, W, 1)`` float mask: 1 outside the face outline, 0 inside or within ``margin`` px.
+def inside_polygon(polygon: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    """``(B, H, W, 1)`` float mask: 1 at pixels inside the ``(B, N, 2)`` polygon, else 0.
 
-    The outline is the polygon of :data:`FACE_OUTLINE` (``landmarks``: ``(B, 68, 2)`` pixels);
-    a pixel is inside when a ray from it crosses the polygon an odd number of times.
+    A pixel is inside when a ray from it crosses the polygon an odd number of times.
     """
-    poly = tf.gather(tf.convert_to_tensor(landmarks, tf.float32), FACE_OUTLINE, axis=1)
+    poly = tf.convert_to_tensor(polygon, tf.float32)
     a, b = poly[:, :, None, :], tf.roll(poly, -1, axis=1)[:, :, None, :]  # edges a -> b
     ys, xs = tf.meshgrid(
         tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32), indexing="ij"
@@ -313,7 +312,23 @@ def outside_face(landmarks: tf.Tensor, height: int, width: int, margin: int = 4)
     dy = tf.where(straddles, b[..., 1] - a[..., 1], 1.0)  # no division by 0 off the edge
     x_cross = a[..., 0] + (py - a[..., 1]) * (b[..., 0] - a[..., 0]) / dy
     crossings = tf.reduce_sum(tf.cast(straddles & (px < x_cross), tf.int32), axis=1)
-    inside = tf.reshape(tf.cast(crossings % 2 == 1, tf.float32), [-1, height, width, 1])
+    return tf.reshape(tf.cast(crossings % 2 == 1, tf.float32), [-1, height, width, 1])
+
+
+def polygon_area(polygon: tf.Tensor) -> tf.Tensor:
+    """``(B,)`` area (pixels²) of ``(B, N, 2)`` polygons (shoelace formula, either winding)."""
+    x, y = polygon[..., 0], polygon[..., 1]
+    cross = x * tf.roll(y, -1, axis=-1) - tf.roll(x, -1, axis=-1) * y
+    return 0.5 * tf.abs(tf.reduce_sum(cross, axis=-1))
+
+
+def outside_face(landmarks: tf.Tensor, height: int, width: int, margin: int = 4) -> tf.Tensor:
+    """``(B, H, W, 1)`` float mask: 1 outside the face outline, 0 inside or within ``margin`` px.
+
+    The outline is the polygon of :data:`FACE_OUTLINE` (``landmarks``: ``(B, 68, 2)`` pixels).
+    """
+    poly = tf.gather(tf.convert_to_tensor(landmarks, tf.float32), FACE_OUTLINE, axis=1)
+    inside = inside_polygon(poly, height, width)
     if margin:
         inside = tf.nn.max_pool2d(inside, 2 * margin + 1, 1, "SAME")
     return 1.0 - inside

@@ -39,6 +39,7 @@ def test_forward_shapes_and_ranges(small_models, portrait_crop):
         "coarse_flow": (3, s, s, 2),
         "occlusion": (3, r, r, 1),
         "mask": (3, s, s, 1),
+        "decoder_mask": (3, s, s, 1),
         "colour": (3, s, s, 3),
         "warped": (3, s, s, 3),
     }
@@ -199,3 +200,56 @@ def test_shipped_weights_load_offline_and_animate_the_portrait():
     assert frames.shape == (1, 256, 256, 3)
     # no motion asked: the face stays the photo's face
     assert np.abs(frames[0] - crop.image).mean() < 0.05
+    np.testing.assert_array_equal(frames[0], crop.image)  # exactly: no motion, no correction
+
+
+def test_the_refiners_correction_fades_out_with_the_motion(portrait_crop):
+    _, ks = portrait_crop
+    rng = np.random.default_rng(0)
+    coarse = tf.constant(rng.normal(0, 1, (3, 64, 64, 2)).astype(np.float32))
+    refined = coarse + 0.7
+    kp = np.stack([ks, ks + [0.5, 0.0], ks + [0.0, 2.0]]).astype(np.float32)
+    out = generator.fade_with_motion(refined, coarse, np.broadcast_to(ks, kp.shape), kp).numpy()
+    np.testing.assert_array_equal(out[0], coarse.numpy()[0])  # no motion: no correction
+    assert 0.0 < (out[1] - coarse.numpy()[1]).mean() < 0.7  # half a pixel: part of it
+    np.testing.assert_allclose(out[2], refined.numpy()[2], atol=1e-6)  # 2 px: all of it
+
+
+def test_painting_only_inside_a_mouth_opening_wider_than_the_photos(portrait_crop):
+    _, ks = portrait_crop
+    opened = ks.copy()
+    opened[65:68, 1] += 4.0  # the inner lower lip (dlib 65-67) moves down
+    assert generator.mouth_opening(opened[None]) > generator.mouth_opening(ks[None])
+    holes = tf.zeros((2, 64, 64, 1))  # a decoder that would paint everything
+    kp = np.stack([ks, opened]).astype(np.float32)
+    mask = generator.paint_only_opening_mouth(holes, np.stack([ks, ks]), kp).numpy()
+    assert (mask[0] == 1.0).all()  # mouth as in the photo: nothing painted
+    inside = motion.inside_polygon(kp[1:, faces.INNER_LIPS], 64, 64).numpy()[0, ..., 0] > 0
+    assert mask[1][inside].mean() < 0.6  # the opened mouth is painted (soft edge: 1 px) ...
+    centre = np.round(kp[1, faces.INNER_LIPS].mean(axis=0)).astype(int)
+    far = np.hypot(*(np.mgrid[0:64, 0:64][::-1] - centre[:, None, None])) > 12
+    assert (mask[1][far] == 1.0).all()  # ... and nothing far from it
+
+
+def test_no_grey_blotches_on_the_bundled_pair():
+    """The bundled portrait driven by the bundled clip, frames 85-100 (the biggest head rolls):
+    the decoder's own mask opens on cheek, forehead and chin and its painting shows there as flat
+    grey patches; the rendered frames must show none inside the face (outside the mouth)."""
+    from didlearn import animate
+
+    anim = animate.Animator(data.sample_portrait(), method="model", progress=False)
+    kps = anim.driving_targets(data.sample_driving_video(), 101)[85:101]
+    ks = np.broadcast_to(anim.source_kp, kps.shape)
+    out = generator.forward(anim.models, anim.crop.image[None], ks, kps, guards=True)
+    face = motion.inside_polygon(tf.gather(kps, list(motion.FACE_OUTLINE), axis=1), 256, 256)
+    mouth = motion.inside_polygon(kps[:, faces.INNER_LIPS], 256, 256)
+    skin = (face.numpy() * (1.0 - tf.nn.max_pool2d(mouth, 9, 1, "SAME").numpy()))[..., 0] > 0
+
+    def blotched(frame) -> float:
+        """Share of the face's skin whose colour is not the warped photo's (> 0.08 off)."""
+        off = np.abs(np.asarray(frame) - out["warped"].numpy()).mean(axis=-1) > 0.08
+        return float((off & skin).sum() / skin.sum())
+
+    decoder = out["decoder_mask"] * out["warped"] + (1 - out["decoder_mask"]) * out["colour"]
+    assert blotched(decoder) > 0.01  # the blotches are there in what the decoder proposes ...
+    assert blotched(out["frame"]) < 1e-4  # ... and not in the frames rendered
