@@ -47,25 +47,6 @@ def files(sources: list[str] | None, suffixes: tuple[str, ...]) -> list[Path]:
     return paths
 
 
-def run_pair(photo, landmarks, video: Path, method: str, models, frames: int | None) -> dict:
-    """Animate one photo with one clip by one method; its scores and end-to-end fps."""
-    animator = animate.Animator(
-        photo, method=method, models=models, landmarks=landmarks, progress=False
-    )
-    animator.render(np.repeat(animator.source_kp[None], 8, axis=0))  # warm-up: trace, compile
-    scorer = protocol.CrossIdentityScorer(photo, landmarks)
-    t0 = time.perf_counter()
-    targets = animator.driving_targets(video, frames)  # decode + track + transfer
-    seconds = time.perf_counter() - t0
-    stream = animator.animate_targets(targets)
-    for kp in targets:
-        t0 = time.perf_counter()
-        frame = next(stream)
-        seconds += time.perf_counter() - t0
-        scorer.add(frame, animator.crop.to_full(kp))
-    return {**scorer.result(), "fps": len(targets) / max(seconds, 1e-9)}
-
-
 def benchmark(portraits: list[Path], videos: list[Path], methods: list[str], frames) -> dict:
     models = None
     if "model" in methods:
@@ -85,7 +66,10 @@ def benchmark(portraits: list[Path], videos: list[Path], methods: list[str], fra
         for video in videos or [data.sample_driving_video()]:
             t0 = time.perf_counter()
             pair = f"{name}|{video.stem}"
-            row = {m: run_pair(photo, landmarks, video, m, models, frames) for m in methods}
+            row = {
+                m: protocol.cross_identity(photo, video, m, models, frames, landmarks)
+                for m in methods
+            }
             results["pairs"][pair] = row
             size = f"{photo.shape[1]}x{photo.shape[0]}"
             print(table({pair: row}), f"\n({size}, {time.perf_counter() - t0:.0f} s)\n", flush=True)
@@ -95,21 +79,9 @@ def benchmark(portraits: list[Path], videos: list[Path], methods: list[str], fra
     return results
 
 
-def table(pairs: dict) -> str:
-    """Markdown table: one block of rows per portrait|video pair."""
-    lines = [
-        "| pair | method | detail ↑ | frame 0 (dB) ↑ | identity ↓ | motion (% IOD) ↓ "
-        "| jitter (% IOD) ↓ | face score ↑ | fps ↑ |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, row in pairs.items():
-        for m, r in row.items():
-            lines.append(
-                f"| {name} | {m} | {r['detail']:.3f} | {r['frame0_psnr']:.1f} "
-                f"| {r['identity']:.4f} | {r['motion']:.2f} | {r['jitter']:.3f} "
-                f"| {r['face_score']:.3f} | {r['fps']:.1f} |"
-            )
-    return "\n".join(lines)
+def table(rows: dict) -> str:
+    """Markdown table: one block of rows per pair."""
+    return protocol.markdown_table(rows, protocol.CROSS_COLUMNS, first="pair")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -111,19 +111,9 @@ def benchmark(
     return results
 
 
-def table(videos: dict) -> str:
+def table(rows: dict) -> str:
     """Markdown table: one block of rows per video."""
-    lines = [
-        "| video | method | L1 ↓ | perceptual ↓ | AKD ↓ (px) | AED ↓ | fps ↑ |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, row in videos.items():
-        for m, r in row.items():
-            lines.append(
-                f"| {name} | {m} | {r['l1']:.4f} | {r['perceptual']:.3f} | {r['akd']:.2f} "
-                f"| {r['aed']:.3f} | {r['fps']:.1f} |"
-            )
-    return "\n".join(lines)
+    return protocol.markdown_table(rows, protocol.REENACT_COLUMNS, first="video")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -153,7 +153,7 @@ class NativeCompositor:
         """Rows and columns of the region that move or are painted (found on the crop grid)."""
         active = np.maximum(np.abs(flow[..., 0]), np.abs(flow[..., 1])) > STILL_PX
         if weight is not None:
-            active |= weight[..., 0] > 1e-3
+            active |= weight[..., 0] > 1e-3  # the same threshold as __call__'s
         rows, cols = np.flatnonzero(active.any(axis=1)), np.flatnonzero(active.any(axis=0))
         if not len(rows):
             return None
@@ -179,6 +179,8 @@ class NativeCompositor:
         out = self.photo.copy()
         flow = flow * (self._ramp * self._flow_scale)  # photo pixels, faded at the crop's edges
         weight = None if mask is None else self._ramp * (1.0 - mask[..., :1])
+        if weight is not None and not (weight > 1e-3).any():
+            weight = None  # nothing painted on this frame: skip the blend
         where = self._active(flow, weight)
         if where is None:
             return out

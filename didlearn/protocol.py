@@ -48,9 +48,37 @@ PSNR_CAP = 99.0
 #: as not found and its ``face_score`` is this value.
 SCORE_FLOOR = -1.0
 CROSS_KEYS = ("detail", "frame0_psnr", "identity", "motion", "jitter", "face_score")
+#: Table columns ``(key, header, format)`` of the two protocols (``fps`` measured by the caller).
+REENACT_COLUMNS = (
+    ("l1", "L1 ↓", ".4f"),
+    ("perceptual", "perceptual ↓", ".3f"),
+    ("akd", "AKD ↓ (px)", ".2f"),
+    ("aed", "AED ↓", ".3f"),
+    ("fps", "fps ↑", ".1f"),
+)
+CROSS_COLUMNS = (
+    ("detail", "detail ↑", ".3f"),
+    ("frame0_psnr", "frame 0 (dB) ↑", ".1f"),
+    ("identity", "identity ↓", ".4f"),
+    ("motion", "motion (% IOD) ↓", ".2f"),
+    ("jitter", "jitter (% IOD) ↓", ".3f"),
+    ("face_score", "face score ↑", ".3f"),
+    ("fps", "fps ↑", ".1f"),
+)
 
-# 68-landmark groups used here
-_RIGHT_EYE, _LEFT_EYE = slice(36, 42), slice(42, 48)
+
+def markdown_table(results: dict, columns, first: str = "clip") -> str:
+    """``{ROW: {METHOD: {key: value}}}`` as a Markdown table, one line per row and method.
+
+    ``columns``: :data:`REENACT_COLUMNS` or :data:`CROSS_COLUMNS` (missing keys are left empty).
+    """
+    head = f"| {first} | method | " + " | ".join(h for _, h, _ in columns) + " |"
+    lines = [head, "|" + "---|" * (len(columns) + 2)]
+    for name, row in results.items():
+        for method, r in row.items():
+            cells = [format(r[k], f) if k in r else "" for k, _, f in columns]
+            lines.append(f"| {name} | {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,8 +193,10 @@ class FaceReading:
 
 def inter_ocular(kp: np.ndarray) -> float:
     """Distance (pixels) between the eye centres of (68, 2) landmarks."""
+    from .faces import LEFT_EYE, RIGHT_EYE
+
     kp = np.asarray(kp, np.float64)
-    return float(np.linalg.norm(kp[_RIGHT_EYE].mean(axis=0) - kp[_LEFT_EYE].mean(axis=0)))
+    return float(np.linalg.norm(kp[RIGHT_EYE].mean(axis=0) - kp[LEFT_EYE].mean(axis=0)))
 
 
 def _face_region(frame: np.ndarray, expected: np.ndarray):
@@ -325,3 +355,74 @@ class CrossIdentityScorer:
         iod = np.array([inter_ocular(t) for t in targets])
         out["jitter"] = _acceleration(np.stack(self._found), iod) - _acceleration(targets, iod)
         return {k: out[k] for k in CROSS_KEYS}
+
+
+def cross_identity(
+    photo: np.ndarray,
+    driving,
+    method: str,
+    models=None,
+    frames: int | None = None,
+    landmarks: np.ndarray | None = None,
+) -> dict[str, float]:
+    """Animate ``photo`` with a driving clip by one method, score the whole frames.
+
+    Relative mode, pasted back (what a user gets). ``fps`` is end to end: decoded driving frames
+    -> finished whole frames (decoding, tracking, transfer, rendering, compositing), after one
+    warm-up batch; the scoring is not counted.
+
+    Args:
+        photo: (H, W, 3) float32 portrait; driving: a video path (or frames, see
+            :meth:`didlearn.animate.Animator.animate`); method: a renderer of
+            :data:`didlearn.animate.METHODS`; models: the model's weights (``method="model"``);
+            frames: use at most this many driving frames; landmarks: the photo's, if known.
+
+    Returns:
+        :data:`CROSS_KEYS` and ``fps``.
+    """
+    import time
+
+    from . import animate, faces
+
+    if landmarks is None:
+        landmarks = faces.face_landmarks(photo)
+    animator = animate.Animator(
+        photo, method=method, models=models, landmarks=landmarks, progress=False
+    )
+    animator.render(np.repeat(animator.source_kp[None], 8, axis=0))  # warm-up: trace, compile
+    scorer = CrossIdentityScorer(photo, landmarks)
+    t0 = time.perf_counter()
+    targets = animator.driving_targets(driving, frames)  # decode + track + transfer
+    seconds = time.perf_counter() - t0
+    stream = animator.animate_targets(targets)
+    for kp in targets:
+        t0 = time.perf_counter()
+        frame = next(stream)
+        seconds += time.perf_counter() - t0
+        scorer.add(frame, animator.crop.to_full(kp))
+    return {**scorer.result(), "fps": len(targets) / max(seconds, 1e-9)}
+
+
+def blotched_share(frame: np.ndarray, warped: np.ndarray, landmarks: np.ndarray, tol=0.08):
+    """Share of the face's skin whose colour is not the warped photo's: the painting showing.
+
+    Args:
+        frame, warped: (S, S, 3) a rendered crop and the photo warped by the same flow.
+        landmarks: (68, 2) the frame's target landmarks (crop pixels).
+        tol: mean absolute colour difference (in [0, 1]) that counts as visibly off.
+
+    Returns:
+        Fraction of the pixels inside the face outline, and more than 4 px from the inner
+        lips (where painting is allowed), whose colour is off by more than ``tol``.
+    """
+    from .faces import INNER_LIPS
+    from .motion import FACE_OUTLINE
+
+    s = frame.shape[:2][::-1]
+    face, mouth = np.zeros(s[::-1], np.uint8), np.zeros(s[::-1], np.uint8)
+    kp = np.round(np.asarray(landmarks, np.float64) * 16).astype(np.int32)
+    cv2.fillPoly(face, [kp[list(FACE_OUTLINE)]], 1, shift=4)
+    cv2.fillPoly(mouth, [kp[INNER_LIPS]], 1, shift=4)
+    skin = (face > 0) & (cv2.dilate(mouth, np.ones((9, 9), np.uint8)) == 0)
+    off = np.abs(np.asarray(frame, np.float32) - np.asarray(warped, np.float32)).mean(-1) > tol
+    return float((off & skin).sum() / max(skin.sum(), 1))
