@@ -25,8 +25,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-#: Width of the feathering ramp, as a fraction of the crop side.
-FEATHER = 0.15
+#: Width of the ramp the motion fades over at the crop's edges, as a fraction of the crop side.
+#: The flows reach the edges small already (the thin-plate spline holds the border still), so a
+#: narrow ramp does; a wide one (0.15, the old cross-fade's) stops a big head move short: on the
+#: bundled pair the landmarks' error rose from 2.90 to 3.50 % of the inter-ocular distance.
+FEATHER = 0.05
 #: Motion below this (photo pixels) counts as none: those pixels are the photo's, bit for bit.
 STILL_PX = 1e-3
 
