@@ -1,7 +1,8 @@
 """didlearn: photo animation, taught and done step by step.
 
 Modules follow the course chapters: ``data`` (0), ``features`` (1), ``flow`` (2),
-``faces`` and ``motion`` (3), ``generator`` (4), ``optimize`` (5), ``animate`` and ``metrics`` (6).
+``faces`` and ``motion`` (3), ``generator`` (4), ``optimize`` (5), ``animate``, ``composite``,
+``metrics`` and ``protocol`` (6).
 Import them directly, e.g. ``from didlearn import flow``; importing the package itself is cheap.
 """
 
@@ -14,6 +15,7 @@ from .errors import (
     NoFaceFoundError,
     OutputExistsError,
     UnreadableMediaError,
+    UsageError,
 )
 
 __version__ = "0.1.0"
@@ -26,6 +28,7 @@ __all__ = [
     "NoFaceFoundError",
     "OutputExistsError",
     "UnreadableMediaError",
+    "UsageError",
     "quick_mode",
     "__version__",
 ]

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .composite import CropMotion, NativeCompositor, compose_crop
-from .errors import NoFaceFoundError, OutputExistsError
+from .errors import NoFaceFoundError, OutputExistsError, UsageError
 
 METHODS = ("still", "similarity", "piecewise_affine", "thin_plate", "model")
 
@@ -283,7 +283,8 @@ class Animator:
         paste_back: put the animated crop back into the whole photo; False = output the crop.
         batch: frames rendered per call (bounds memory and sets the TF batch).
         models: trained models for ``method="model"`` (default: ``generator.load_pretrained``).
-        fine_tune: per-photo fine-tuning steps of the model (``optimize.fine_tune``), 0 = none.
+        fine_tune: per-photo fine-tuning steps of the model (``optimize.fine_tune``), 0 = none;
+            with ``method="auto"`` it selects the model (other methods have nothing to tune).
         tps_step: thin-plate flow evaluated every ``tps_step`` pixels then interpolated.
         progress: show a tqdm progress bar.
         landmarks: the face's (68, 2) landmarks in the photo if already found (skips detection).
@@ -323,6 +324,13 @@ class Animator:
         self.landmarks = np.asarray(landmarks, np.float32)  # (68, 2) full-photo pixels
         self.crop = faces.crop_face(self.photo, self.landmarks, size)
         self.source_kp = self.crop.to_crop(self.landmarks)
+        if fine_tune > 0 and method == "auto":
+            method = "model"  # fine-tuning is the model's: asking for it asks for the model
+        elif fine_tune > 0 and method != "model":
+            raise UsageError(
+                f"fine-tuning applies to the trained model only, not to method '{method}': "
+                "drop --fine-tune, or use --method model."
+            )
         if method == "auto" and DEFAULT_METHOD == "model" and models is not None:
             method = "model"
         elif method != "model" or models is None:

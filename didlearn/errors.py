@@ -30,3 +30,7 @@ class NoFaceFoundError(DidlearnError):
 
 class InvalidFlowError(DidlearnError, ValueError):
     """A flow field or flow file is malformed (wrong shape, NaN, corrupt .flo)."""
+
+
+class UsageError(DidlearnError, ValueError):
+    """Options that do not go together (the message says which to change)."""

@@ -478,8 +478,8 @@ def forward(
     Returns:
         dict of ``frame (B,S,S,3)``, ``flow`` (refined, pixels), ``coarse_flow``, ``occlusion``
         ``(B,S/4,S/4,1)`` in [0, 1], ``mask`` (fusion, ``(B,S,S,1)``; with ``guards`` the
-        decoder's own is ``decoder_mask``), ``colour`` (decoder painting) and ``warped`` (photo
-        warped by the refined flow).
+        decoder's own is also returned, as ``decoder_mask``), ``colour`` (decoder painting) and
+        ``warped`` (photo warped by the refined flow).
     """
     from .motion import tps_flow
 
@@ -518,16 +518,18 @@ def forward(
     mask = paint_only_opening_mouth(decoder_mask, ks, kp) if guards else decoder_mask
     warped = _warp(photo, flow)
     frame = mask * warped + (1.0 - mask) * colour
-    return {
+    out = {
         "frame": frame,
         "flow": flow,
         "coarse_flow": coarse_flow,
         "occlusion": occlusion,
         "mask": mask,
-        "decoder_mask": decoder_mask,
         "colour": colour,
         "warped": warped,
     }
+    if guards:
+        out["decoder_mask"] = decoder_mask  # what the decoder proposed, before the guard
+    return out
 
 
 #: What the compiled inference function returns (see :func:`render_motion`).

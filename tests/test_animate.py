@@ -235,3 +235,10 @@ def test_the_model_renderer_pads_short_batches_instead_of_retracing(photo):
     assert short.shape[0] == 3 and rest.shape[0] == 3
     assert compiled.experimental_get_tracing_count() == traces  # no new trace for 3 frames
     np.testing.assert_allclose(short, full[5:8], atol=1e-5)
+
+
+def test_fine_tuning_asks_for_the_model(photo):
+    from didlearn.errors import UsageError
+
+    with pytest.raises(UsageError, match="--method model"):
+        animate.Animator(photo, method="thin_plate", fine_tune=2, progress=False)

@@ -39,7 +39,6 @@ def test_forward_shapes_and_ranges(small_models, portrait_crop):
         "coarse_flow": (3, s, s, 2),
         "occlusion": (3, r, r, 1),
         "mask": (3, s, s, 1),
-        "decoder_mask": (3, s, s, 1),
         "colour": (3, s, s, 3),
         "warped": (3, s, s, 3),
     }
