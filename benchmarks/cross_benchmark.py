@@ -24,12 +24,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 from results_file import write_json  # noqa: E402
 
 from didlearn import animate, data, faces, protocol  # noqa: E402
 
-KEYS = (*protocol.CROSS_KEYS, "fps")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
 
@@ -73,9 +71,7 @@ def benchmark(portraits: list[Path], videos: list[Path], methods: list[str], fra
             results["pairs"][pair] = row
             size = f"{photo.shape[1]}x{photo.shape[0]}"
             print(table({pair: row}), f"\n({size}, {time.perf_counter() - t0:.0f} s)\n", flush=True)
-    for m in methods:
-        rows = [r[m] for r in results["pairs"].values()]
-        results["mean"][m] = {k: float(np.mean([r[k] for r in rows])) for k in KEYS}
+    results["mean"] = protocol.mean_over(results["pairs"])
     return results
 
 

@@ -43,7 +43,6 @@ from didlearn import animate, data, protocol  # noqa: E402
 from didlearn.composite import compose_crop  # noqa: E402
 
 METHODS = animate.METHODS
-KEYS = ("l1", "perceptual", "akd", "aed", "fps")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
 SIZE = protocol.REENACT_SIZE
 
@@ -105,9 +104,7 @@ def benchmark(
             row[m] = {**protocol.score_self_reenactment(outputs, clip.truth, refs), "fps": fps}
         results["videos"][path.stem] = row
         print(table({path.stem: row}), f"\n({len(kps)} frames, {time.perf_counter() - t0:.0f} s)\n")
-    for m in renderers:
-        rows = [v[m] for v in results["videos"].values()]
-        results["mean"][m] = {k: float(np.mean([r[k] for r in rows])) for k in KEYS}
+    results["mean"] = protocol.mean_over(results["videos"])
     return results
 
 

@@ -67,6 +67,16 @@ CROSS_COLUMNS = (
 )
 
 
+def mean_over(results: dict) -> dict:
+    """``{ROW: {METHOD: {key: value}}}`` -> ``{METHOD: {key: mean over the rows}}`` (the methods
+    and keys of the first row)."""
+    first = next(iter(results.values()), {})
+    return {
+        m: {k: float(np.mean([row[m][k] for row in results.values()])) for k in keys}
+        for m, keys in first.items()
+    }
+
+
 def markdown_table(results: dict, columns, first: str = "clip") -> str:
     """``{ROW: {METHOD: {key: value}}}`` as a Markdown table, one line per row and method.
 
