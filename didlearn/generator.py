@@ -388,6 +388,12 @@ def snap_to_keypoints(
     return flow + correction
 
 
+def _smoothstep(x: tf.Tensor) -> tf.Tensor:
+    """0 below 0, 1 above 1, ``3x² - 2x³`` between: a ramp with no kink at either end."""
+    t = tf.clip_by_value(x, 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
 def fade_with_motion(
     flow: tf.Tensor, coarse_flow: tf.Tensor, ks: tf.Tensor, kp: tf.Tensor
 ) -> tf.Tensor:
@@ -404,8 +410,7 @@ def fade_with_motion(
         ks, kp: ``(B, N, 2)`` photo and target keypoints (crop pixels).
     """
     motion = tf.reduce_max(tf.norm(kp - ks, axis=-1), axis=-1)  # (B,)
-    t = tf.clip_by_value(motion / MOTION_FADE_PX, 0.0, 1.0)
-    weight = (t * t * (3.0 - 2.0 * t))[:, None, None, None]
+    weight = _smoothstep(motion / MOTION_FADE_PX)[:, None, None, None]
     return coarse_flow + weight * (flow - coarse_flow)
 
 
@@ -436,8 +441,8 @@ def paint_only_opening_mouth(mask: tf.Tensor, ks: tf.Tensor, kp: tf.Tensor) -> t
     from .motion import inside_polygon
 
     s, f = mask.shape[1], FOLD_GUARD_FACTOR
-    t = tf.clip_by_value((mouth_opening(kp) - mouth_opening(ks)) / MOUTH_PAINT_GAIN, 0.0, 1.0)
-    gain = (t * t * (3.0 - 2.0 * t))[:, None, None, None]
+    gain = _smoothstep((mouth_opening(kp) - mouth_opening(ks)) / MOUTH_PAINT_GAIN)
+    gain = gain[:, None, None, None]
     # the polygon test on the fold guard's coarser grid (7 ms a frame at full resolution), then
     # brought up bilinearly: the mouth's edge softens over a few pixels
     lips = _to_grid(tf.convert_to_tensor(kp, tf.float32)[:, INNER_LIPS], f)

@@ -234,38 +234,39 @@ def read_face(frame: np.ndarray, expected: np.ndarray) -> FaceReading:
     :data:`SCORE_FLOOR`, the landmarks start from the expected landmarks' box (as in
     :func:`didlearn.metrics.akd`) and the score is the floor.
     """
-    import dlib
-
     from . import faces, metrics
 
     region, m = _face_region(frame, expected)
     exp = faces.FaceCrop(region, m, region.shape[0]).to_crop(expected)
-    rects, scores, _ = faces._detector().run(region, 0, SCORE_FLOOR)
-    box, score = landmark_box(exp), SCORE_FLOOR
-    if len(rects):
+    found = faces.detect_faces(region, upsample=0, threshold=SCORE_FLOOR)
+    face = faces.Face(landmark_box(exp), SCORE_FLOOR)
+    if found:
         centre = exp.mean(axis=0)
-        dist = [
-            np.hypot((r.left() + r.right()) / 2 - centre[0], (r.top() + r.bottom()) / 2 - centre[1])
-            for r in rects
-        ]
-        k = int(np.argmin(np.asarray(dist) - 1e-3 * np.asarray(scores)))
-        r = rects[k]
-        box, score = (
-            (float(r.left()), float(r.top()), float(r.right()), float(r.bottom())),
-            float(scores[k]),
-        )
-    lm = faces._predict(region, box)
-    model, aligner = metrics._embedder()
-    x0, y0, x1, y1 = (int(round(v)) for v in box)
-    shape = aligner(region, dlib.rectangle(x0, y0, x1, y1))
-    emb = np.asarray(model.compute_face_descriptor(region, shape), np.float64)
+
+        def off_centre(f: faces.Face) -> float:
+            x0, y0, x1, y1 = f.box
+            return float(np.hypot((x0 + x1) / 2 - centre[0], (y0 + y1) / 2 - centre[1]))
+
+        face = min(found, key=lambda f: off_centre(f) - 1e-3 * f.score)
+    lm = faces.face_landmarks(region, face)
+    emb = metrics.face_embedding(region, face.box)
     inverse = cv2.invertAffineTransform(m)
-    return FaceReading(lm @ inverse[:, :2].T + inverse[:, 2], emb, score)
+    return FaceReading(lm @ inverse[:, :2].T + inverse[:, 2], emb, face.score)
 
 
 # --------------------------------------------------------------------------------------------
 # Cross-identity: the measures
 # --------------------------------------------------------------------------------------------
+
+
+def _polygon_mask(shape: tuple[int, int], *polygons: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels inside any of the (N, 2) pixel polygons (sub-pixel vertices)."""
+    mask = np.zeros(shape, np.uint8)
+    for poly in polygons:
+        cv2.fillPoly(
+            mask, [np.round(np.asarray(poly, np.float64) * 16).astype(np.int32)], 1, shift=4
+        )
+    return mask > 0
 
 
 def laplacian_energy(image: np.ndarray, landmarks: np.ndarray) -> float:
@@ -282,11 +283,10 @@ def laplacian_energy(image: np.ndarray, landmarks: np.ndarray) -> float:
     x1, y1 = np.minimum(np.ceil(poly.max(axis=0)).astype(int) + 3, [w, h])
     grey = cv2.cvtColor(np.asarray(image[y0:y1, x0:x1], np.float32), cv2.COLOR_RGB2GRAY)
     lap = cv2.Laplacian(grey, cv2.CV_32F, ksize=1)
-    inside = np.zeros(grey.shape, np.uint8)
-    cv2.fillPoly(inside, [np.round((poly - [x0, y0]) * 16).astype(np.int32)], 1, shift=4)
+    inside = _polygon_mask(grey.shape, poly - [x0, y0])
     if not inside.any():
         raise ValueError("the face outline covers no pixel of the image")
-    return float(np.mean(lap[inside > 0] ** 2))
+    return float(np.mean(lap[inside] ** 2))
 
 
 def box_psnr(a: np.ndarray, b: np.ndarray, landmarks: np.ndarray) -> float:
@@ -336,8 +336,6 @@ class CrossIdentityScorer:
     def add(self, frame: np.ndarray, target: np.ndarray) -> None:
         """Score one (H, W, 3) output frame against its (68, 2) target landmarks."""
         target = np.asarray(target, np.float64)
-        if not self._rows:
-            frame0 = box_psnr(frame, self.photo, self.landmarks)
         seen = read_face(frame, target)
         iod = inter_ocular(target)
         row = {
@@ -347,7 +345,7 @@ class CrossIdentityScorer:
             "face_score": max(seen.score, 0.0) / self.reference.score,
         }
         if not self._rows:
-            row["frame0_psnr"] = frame0
+            row["frame0_psnr"] = box_psnr(frame, self.photo, self.landmarks)
         self._rows.append(row)
         self._found.append(seen.landmarks)
         self._targets.append(target)
@@ -428,11 +426,9 @@ def blotched_share(frame: np.ndarray, warped: np.ndarray, landmarks: np.ndarray,
     from .faces import INNER_LIPS
     from .motion import FACE_OUTLINE
 
-    s = frame.shape[:2][::-1]
-    face, mouth = np.zeros(s[::-1], np.uint8), np.zeros(s[::-1], np.uint8)
-    kp = np.round(np.asarray(landmarks, np.float64) * 16).astype(np.int32)
-    cv2.fillPoly(face, [kp[list(FACE_OUTLINE)]], 1, shift=4)
-    cv2.fillPoly(mouth, [kp[INNER_LIPS]], 1, shift=4)
-    skin = (face > 0) & (cv2.dilate(mouth, np.ones((9, 9), np.uint8)) == 0)
+    kp = np.asarray(landmarks, np.float64)
+    face = _polygon_mask(frame.shape[:2], kp[list(FACE_OUTLINE)])
+    mouth = _polygon_mask(frame.shape[:2], kp[INNER_LIPS]).astype(np.uint8)
+    skin = face & (cv2.dilate(mouth, np.ones((9, 9), np.uint8)) == 0)
     off = np.abs(np.asarray(frame, np.float32) - np.asarray(warped, np.float32)).mean(-1) > tol
     return float((off & skin).sum() / max(skin.sum(), 1))
