@@ -24,35 +24,22 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from common import (  # noqa: E402
+    IMAGE_SUFFIXES,
+    VIDEO_SUFFIXES,
+    load_model_or_skip,
+    media_files,
+    parse_methods,
+)
 from results_file import write_json  # noqa: E402
 
 from didlearn import animate, data, faces, protocol  # noqa: E402
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
-
-
-def files(sources: list[str] | None, suffixes: tuple[str, ...]) -> list[Path]:
-    """Files with one of ``suffixes`` in the given folders, or the given files themselves."""
-    paths: list[Path] = []
-    for s in sources or []:
-        p = Path(s)
-        paths += (
-            sorted(q for q in p.iterdir() if q.suffix.lower() in suffixes) if p.is_dir() else [p]
-        )
-    if sources and not paths:
-        sys.exit(f"error: no files ({', '.join(suffixes)}) in {', '.join(sources)}")
-    return paths
-
 
 def benchmark(portraits: list[Path], videos: list[Path], methods: list[str], frames) -> dict:
-    models = None
-    if "model" in methods:
-        try:
-            _, models = animate.load_models("model")
-        except Exception as err:  # missing weights or module: report, run the rest
-            print(f"note: skipping 'model' ({err})", file=sys.stderr)
-            methods = [m for m in methods if m != "model"]
+    models = load_model_or_skip() if "model" in methods else None
+    if models is None:
+        methods = [m for m in methods if m != "model"]
     photos = (
         [(p.stem, data.load_image(p)) for p in portraits]
         if portraits
@@ -88,12 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default=",".join(animate.METHODS), help="comma-separated")
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = set(methods) - set(animate.METHODS)
-    if unknown:
-        parser.error(f"unknown methods {sorted(unknown)}; choose from {', '.join(animate.METHODS)}")
-    portraits = files(args.portraits, IMAGE_SUFFIXES)
-    videos = files(args.videos, VIDEO_SUFFIXES)
+    methods = parse_methods(parser, args.methods)
+    portraits = media_files(args.portraits, IMAGE_SUFFIXES)
+    videos = media_files(args.videos, VIDEO_SUFFIXES)
     results = benchmark(portraits, videos, methods, args.frames)
     print("mean over pairs:")
     print(table({"mean": results["mean"]}))

@@ -37,30 +37,19 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+from common import VIDEO_SUFFIXES, load_model_or_skip, media_files, parse_methods  # noqa: E402
 from results_file import write_json  # noqa: E402
 
 from didlearn import animate, data, protocol  # noqa: E402
 from didlearn.composite import compose_crop  # noqa: E402
 
 METHODS = animate.METHODS
-VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
 SIZE = protocol.REENACT_SIZE
 
 
 def video_paths(sources: list[str] | None) -> list[Path]:
     """Video files of the given folders/files; default: the bundled clip."""
-    if not sources:
-        return [data.sample_driving_video()]
-    paths: list[Path] = []
-    for s in sources:
-        p = Path(s)
-        if p.is_dir():
-            paths += sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_SUFFIXES)
-        else:
-            paths.append(p)
-    if not paths:
-        sys.exit(f"error: no videos ({', '.join(VIDEO_SUFFIXES)}) in {', '.join(sources)}")
-    return paths
+    return media_files(sources, VIDEO_SUFFIXES) or [data.sample_driving_video()]
 
 
 def render_timed(render, photo, ks, kps, batch: int = 8) -> tuple[np.ndarray, float]:
@@ -84,12 +73,9 @@ def benchmark(
     renderers = {}
     for m in methods:
         if m == "model":
-            try:
-                _, models = animate.load_models("model")
-            except Exception as err:  # missing weights or module: report, run the rest
-                print(f"note: skipping 'model' ({err})", file=sys.stderr)
-                continue
-            renderers[m] = animate.make_renderer("model", models)
+            models = load_model_or_skip()
+            if models is not None:
+                renderers[m] = animate.make_renderer("model", models)
         else:
             renderers[m] = animate.make_renderer(m)
     results: dict = {"mean": {}, "videos": {}}
@@ -121,10 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=1, help="score every K-th frame")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
     args = parser.parse_args(argv)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = set(methods) - set(METHODS)
-    if unknown:
-        parser.error(f"unknown methods {sorted(unknown)}; choose from {', '.join(METHODS)}")
+    methods = parse_methods(parser, args.methods)
     results = benchmark(video_paths(args.videos), methods, args.max_frames, args.every)
     print("mean over videos:")
     print(table({"mean": results["mean"]}))
