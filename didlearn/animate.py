@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .composite import CropMotion, NativeCompositor, compose_crop
+from .composite import CropMotion, NativeCompositor, compose_crop, pixel_grid
 from .errors import NoFaceFoundError, OutputExistsError, UsageError
 
 METHODS = ("still", "similarity", "piecewise_affine", "thin_plate", "model")
@@ -57,8 +57,7 @@ def render_still(crop: np.ndarray, ks: np.ndarray, kps: np.ndarray) -> CropMotio
 
 def _pixel_grid(height: int, width: int) -> np.ndarray:
     """(H, W, 2) float32 (x, y) coordinates of every pixel."""
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    return np.stack([xs, ys], axis=-1)
+    return np.stack(pixel_grid(height, width), axis=-1)
 
 
 def render_similarity(crop: np.ndarray, ks: np.ndarray, kps: np.ndarray) -> CropMotion:
@@ -331,9 +330,9 @@ class Animator:
                 f"fine-tuning applies to the trained model only, not to method '{method}': "
                 "drop --fine-tune, or use --method model."
             )
-        if method == "auto" and DEFAULT_METHOD == "model" and models is not None:
-            method = "model"
-        elif method != "model" or models is None:
+        if method == "auto":
+            method = DEFAULT_METHOD
+        if method != "model" or models is None:
             method, models = load_models(method)
         self.method, self.models = method, models
         if fine_tune > 0 and method == "model":

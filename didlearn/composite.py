@@ -32,6 +32,8 @@ import numpy as np
 FEATHER = 0.05
 #: Motion below this (photo pixels) counts as none: those pixels are the photo's, bit for bit.
 STILL_PX = 1e-3
+#: A painting weight (1 - mask, feathered) below this counts as nothing painted.
+UNPAINTED = 1e-3
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,8 @@ class CropMotion:
         return self.flow[i], self.mask[i], self.colour[i]
 
 
-def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+def pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(xs, ys)``: two (H, W) float32 arrays of every pixel's x and y coordinate."""
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     return xs, ys
 
@@ -81,7 +84,7 @@ def compose_crop(image: np.ndarray, motion: CropMotion) -> np.ndarray:
     OpenCV's ``remap`` (no gradient is needed here; about 7x faster on a CPU).
     """
     img = np.asarray(image, np.float32)
-    xs, ys = _grid(*img.shape[:2])
+    xs, ys = pixel_grid(*img.shape[:2])
     out = np.empty((len(motion), *img.shape), np.float32)
     for i in range(len(motion)):
         flow, mask, colour = motion.at(i)
@@ -129,14 +132,14 @@ class NativeCompositor:
         if x1 <= x0 or y1 <= y0:
             raise ValueError("the face crop does not overlap the photo")
         self.box = (int(y0), int(y1), int(x0), int(x1))
-        xs, ys = _grid(int(y1 - y0), int(x1 - x0))
+        xs, ys = pixel_grid(int(y1 - y0), int(x1 - x0))
         m = crop.matrix
         # crop coordinates of every region pixel: where its flow, mask and colour are read
         self._u = (m[0, 0] * (xs + x0) + m[0, 1] * (ys + y0) + m[0, 2]).astype(np.float32)
         self._v = (m[1, 0] * (xs + x0) + m[1, 1] * (ys + y0) + m[1, 2]).astype(np.float32)
         self._ramp = feather_mask(crop.size, feather)[..., None]
-        # crop pixels -> photo pixels (the crop is a scale + shift of the photo)
-        self._flow_scale = float(np.sqrt(abs(np.linalg.det(crop.inverse[:, :2]))))
+        # crop pixels -> photo pixels (the crop is a scale + shift of the photo), faded at the edges
+        self._flow_ramp = self._ramp * float(np.sqrt(abs(np.linalg.det(crop.inverse[:, :2]))))
         self._source, self._origin = _oversampled(self.photo, self.box)
         # region pixels in the source's coordinates
         self._xs2 = (SAMPLING * (xs + x0) - self._origin[0]).astype(np.float32)
@@ -156,7 +159,7 @@ class NativeCompositor:
         """Rows and columns of the region that move or are painted (found on the crop grid)."""
         active = np.maximum(np.abs(flow[..., 0]), np.abs(flow[..., 1])) > STILL_PX
         if weight is not None:
-            active |= weight[..., 0] > 1e-3  # the same threshold as __call__'s
+            active |= weight[..., 0] > UNPAINTED
         rows, cols = np.flatnonzero(active.any(axis=1)), np.flatnonzero(active.any(axis=0))
         if not len(rows):
             return None
@@ -180,9 +183,9 @@ class NativeCompositor:
         photo's own, bit for bit.
         """
         out = self.photo.copy()
-        flow = flow * (self._ramp * self._flow_scale)  # photo pixels, faded at the crop's edges
+        flow = flow * self._flow_ramp  # photo pixels, faded at the crop's edges
         weight = None if mask is None else self._ramp * (1.0 - mask[..., :1])
-        if weight is not None and not (weight > 1e-3).any():
+        if weight is not None and not (weight > UNPAINTED).any():
             weight = None  # nothing painted on this frame: skip the blend
         where = self._active(flow, weight)
         if where is None:
