@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .composite import CropMotion, NativeCompositor, compose_crop, pixel_grid
-from .errors import NoFaceFoundError, OutputExistsError, UsageError
+from .errors import NoFaceFoundError, UsageError
 
 METHODS = ("still", "similarity", "piecewise_affine", "thin_plate", "model")
 
@@ -539,14 +539,10 @@ class Animator:
 
 def check_outputs(paths: Iterable[str | os.PathLike], overwrite: bool) -> None:
     """Raise :class:`OutputExistsError` before any work if an output exists (and no overwrite)."""
+    from .data import check_output
+
     for p in paths:
-        target = Path(p).expanduser()
-        if target.is_dir():
-            raise OutputExistsError(f"'{target}' is a folder: give a file name such as out.mp4.")
-        if target.exists() and not overwrite:
-            raise OutputExistsError(
-                f"'{target}' exists already: choose another name or pass --overwrite."
-            )
+        check_output(p, overwrite, Path(p).suffix)
 
 
 def gif_frames(max_side: int = 320, every: int = 2):
@@ -558,6 +554,8 @@ def gif_frames(max_side: int = 320, every: int = 2):
     """
     import cv2
 
+    from .data import to_uint8
+
     kept: list[np.ndarray] = []
 
     def tee(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
@@ -568,7 +566,7 @@ def gif_frames(max_side: int = 320, every: int = 2):
                 small = cv2.resize(
                     frame, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA
                 )
-                kept.append((np.clip(small, 0, 1) * 255 + 0.5).astype(np.uint8))
+                kept.append(to_uint8(small))
             yield frame
 
     return tee, kept

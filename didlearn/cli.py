@@ -289,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except DidlearnError as err:
         message = " ".join(str(err).split())  # one line, whatever the message contains
+        # the library names its argument; a command-line user has the option instead
+        message = message.replace("pass overwrite=True", "pass --overwrite")
         print(f"error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:

@@ -242,8 +242,12 @@ def _to_float(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32) / np.float32(255.0)
 
 
-def _to_uint8(frame: Any) -> np.ndarray:
-    """A frame (H, W, 3) float in [0, 1] (or uint8, or a TF tensor) as uint8 RGB."""
+def to_uint8(frame: Any) -> np.ndarray:
+    """A frame ``(H, W, 3)`` float in [0, 1] (or uint8, or a TF tensor) as contiguous uint8 RGB.
+
+    Float frames go through :func:`quantize`, the package's one float -> uint8 rule. Grayscale
+    ``(H, W)`` is repeated to three channels and an alpha channel is dropped.
+    """
     array = np.asarray(frame)
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=-1)
@@ -252,7 +256,12 @@ def _to_uint8(frame: Any) -> np.ndarray:
     array = array[..., :3]
     if array.dtype == np.uint8:
         return np.ascontiguousarray(array)
-    return np.round(np.clip(array.astype(np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
+    return quantize(array)
+
+
+def quantize(values: Any) -> np.ndarray:
+    """Float values in [0, 1], any shape, as uint8: clipped, times 255, rounded half up."""
+    return (np.clip(np.asarray(values, np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def _looks_like_text(data: bytes) -> str:
@@ -505,29 +514,58 @@ def read_video(
 # --------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _atomic_output(path: PathLike, overwrite: bool, suffix: str) -> Iterator[Path]:
-    """Yield a temporary path in the target's folder; rename it to ``path`` on success.
+def check_output(path: PathLike, overwrite: bool, suffix: str = "") -> Path:
+    """The output path, checked before any work is done.
 
-    Raises OutputExistsError before anything is done if ``path`` exists and not ``overwrite``.
-    On any failure (including KeyboardInterrupt) the temporary file is removed.
+    Raises:
+        OutputExistsError: ``path`` is a folder, or exists and ``overwrite`` is False. The
+            message names the library's argument (``overwrite=True``); the CLI words it its way.
     """
     target = Path(path).expanduser()
+    if target.is_dir():
+        example = f"out{suffix}" if suffix else "a file name"
+        raise OutputExistsError(f"'{target}' is a folder: give a file name such as {example}.")
     if target.exists() and not overwrite:
         raise OutputExistsError(
             f"'{target}' exists already: choose another name or pass overwrite=True."
         )
-    if target.is_dir():
-        raise OutputExistsError(f"'{target}' is a folder: give a file name such as out{suffix}.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # A hidden sibling: same file system (so the rename is atomic), default permissions.
-    temp = target.parent / f".{target.stem}.{os.getpid()}.{secrets.token_hex(4)}.part{suffix}"
+    return target
+
+
+@contextmanager
+def atomic_outputs(
+    paths: Iterable[PathLike], overwrite: bool = False
+) -> Iterator[list[Path]]:
+    """Yield temporary paths, one per target, in each target's folder; rename them on success.
+
+    The package's one way to write files: every target is checked first (:func:`check_output`),
+    the caller writes the temporary files, and only when the block ends without an error are they
+    renamed onto the targets (a rename within one file system is atomic). On any failure,
+    KeyboardInterrupt included, every temporary file is removed and no target is touched.
+    A temporary file keeps its target's suffix, so writers that go by the extension still work.
+    """
+    targets = [check_output(p, overwrite, Path(p).suffix) for p in paths]
+    temps = []
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # A hidden sibling: same file system (so the rename is atomic), default permissions.
+        token = f"{os.getpid()}.{secrets.token_hex(4)}"
+        temps.append(target.parent / f".{target.stem}.{token}.part{target.suffix}")
     try:
-        yield temp
-        os.replace(temp, target)
+        yield temps
+        for temp, target in zip(temps, targets, strict=True):
+            os.replace(temp, target)
     except BaseException:
-        temp.unlink(missing_ok=True)
+        for temp in temps:
+            temp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_output(path: PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """:func:`atomic_outputs` for one file: yields its temporary path."""
+    with atomic_outputs([path], overwrite) as (temp,):
+        yield temp
 
 
 def _first_and_rest(frames: Iterable[Any]) -> tuple[np.ndarray, Iterator[Any]]:
@@ -536,7 +574,7 @@ def _first_and_rest(frames: Iterable[Any]) -> tuple[np.ndarray, Iterator[Any]]:
         first = next(iterator)
     except StopIteration:
         raise ValueError("no frames to write: the frame sequence is empty") from None
-    return _to_uint8(first), iterator
+    return to_uint8(first), iterator
 
 
 def _even(frame: np.ndarray) -> np.ndarray:
@@ -580,16 +618,12 @@ def write_video(
     """
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    target = Path(path).expanduser()
-    if target.exists() and not overwrite:
-        raise OutputExistsError(
-            f"'{target}' exists already: choose another name or pass overwrite=True."
-        )
+    target = check_output(path, overwrite, Path(path).suffix)
     audio = audio_from is not None and _probe(audio_from).has_audio
     first, rest = _first_and_rest(frames)
     height, width = first.shape[:2]
     rate = Fraction(fps).limit_denominator(1001)
-    with _atomic_output(target, overwrite, ".mp4") as temp:
+    with atomic_output(target, overwrite) as temp:
         cmd = [
             _ffmpeg(),
             "-hide_banner",
@@ -660,7 +694,7 @@ def _pipe_frames(
                     )
                 process.stdin.write(_even(frame).tobytes())
                 try:
-                    frame = _to_uint8(next(rest))
+                    frame = to_uint8(next(rest))
                 except StopIteration:
                     break
             process.stdin.close()
@@ -704,22 +738,18 @@ def write_gif(
 
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    target = Path(path).expanduser()
-    if target.exists() and not overwrite:
-        raise OutputExistsError(
-            f"'{target}' exists already: choose another name or pass overwrite=True."
-        )
+    target = check_output(path, overwrite, Path(path).suffix)
     first, rest = _first_and_rest(frames)
     images = [Image.fromarray(first)]
     for frame in rest:
-        images.append(Image.fromarray(_to_uint8(frame)))
+        images.append(Image.fromarray(to_uint8(frame)))
         if images[-1].size != images[0].size:
             raise ValueError(
                 f"all frames must have the same size: expected {first.shape[:2]}, "
                 f"got {images[-1].size[::-1]}"
             )
     extra = {"loop": 0} if loop else {}
-    with _atomic_output(target, overwrite, ".gif") as temp:
+    with atomic_output(target, overwrite) as temp:
         images[0].save(
             temp,
             format="GIF",

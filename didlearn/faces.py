@@ -21,27 +21,22 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from .data import to_uint8
 from .errors import MissingResourceError, NoFaceFoundError
 
-# iBUG 68-point groups (subject's right = image left).
-JAW = slice(0, 17)
-RIGHT_BROW = slice(17, 22)
-LEFT_BROW = slice(22, 27)
-NOSE = slice(27, 36)
-RIGHT_EYE = slice(36, 42)
-LEFT_EYE = slice(42, 48)
-MOUTH = slice(48, 68)
-OUTER_LIPS = slice(48, 60)
-INNER_LIPS = slice(60, 68)
-GROUPS = {
-    "jaw": JAW,
-    "right_brow": RIGHT_BROW,
-    "left_brow": LEFT_BROW,
-    "nose": NOSE,
-    "right_eye": RIGHT_EYE,
-    "left_eye": LEFT_EYE,
-    "mouth": MOUTH,
-}
+# The 68-point layout lives in didlearn.landmarks; re-exported here, where chapter 3 meets it.
+from .landmarks import (  # noqa: F401
+    GROUPS,
+    INNER_LIPS,
+    JAW,
+    LEFT_BROW,
+    LEFT_EYE,
+    MOUTH,
+    NOSE,
+    OUTER_LIPS,
+    RIGHT_BROW,
+    RIGHT_EYE,
+)
 
 _NO_FACE_HINT = (
     "Try a photo where the face is larger (at least ~80 pixels wide), frontal, well lit and not "
@@ -91,16 +86,6 @@ def _predictor():
     return dlib.shape_predictor(frm.pose_predictor_model_location())
 
 
-def _as_uint8(image: np.ndarray) -> np.ndarray:
-    """float [0,1] (H,W,3) -> contiguous uint8 RGB, the only input dlib accepts."""
-    arr = np.asarray(image)
-    if arr.dtype != np.uint8:
-        arr = (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    if arr.ndim != 3 or arr.shape[2] != 3:
-        raise ValueError(f"expected an RGB image (H, W, 3), got shape {arr.shape}")
-    return np.ascontiguousarray(arr)
-
-
 # --------------------------------------------------------------------------------------------
 # Detection and landmarks
 # --------------------------------------------------------------------------------------------
@@ -127,7 +112,7 @@ def detect_faces(
         first, with a penalty for small boxes, so that on the astronaut portrait the face wins
         over the round mission patch on the suit. Empty list when nothing is found.
     """
-    img = _as_uint8(image)
+    img = to_uint8(image)
     up = _auto_upsample(img) if upsample is None else int(upsample)
     rects, scores, _ = _detector().run(img, up, float(threshold))
     faces = [
@@ -164,7 +149,7 @@ def face_landmarks(
     Raises:
         NoFaceFoundError: no face (or fewer faces than ``face + 1``) was found.
     """
-    img = _as_uint8(image)
+    img = to_uint8(image)
     if not isinstance(face, Face):
         faces = detect_faces(img, upsample=upsample)
         if not faces:
@@ -469,7 +454,7 @@ class LandmarkTracker:
         Raises:
             NoFaceFoundError: no face has been found in any frame so far (nothing to hold).
         """
-        img = _as_uint8(frame)
+        img = to_uint8(frame)
         gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
         self.frames += 1
         lm = self._follow(img, gray) if self.raw is not None else None

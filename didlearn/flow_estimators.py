@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
+from .data import quantize
 from .errors import InvalidFlowError
 
 # --------------------------------------------------------------------------------------------
@@ -65,10 +66,6 @@ def _gray(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(img, dtype=np.float32)
 
 
-def _to_u8(gray: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(gray * 255.0), 0, 255).astype(np.uint8)
-
-
 # --------------------------------------------------------------------------------------------
 # OpenCV estimators
 # --------------------------------------------------------------------------------------------
@@ -85,7 +82,7 @@ def farneback_flow(i1, i2, **params) -> np.ndarray:
         pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0
     )
     args.update(params)
-    return cv2.calcOpticalFlowFarneback(_to_u8(g1), _to_u8(g2), None, **args)
+    return cv2.calcOpticalFlowFarneback(quantize(g1), quantize(g2), None, **args)
 
 
 DIS_PRESETS = {"ultrafast": 0, "fast": 1, "medium": 2}
@@ -110,7 +107,7 @@ def dis_flow(i1, i2, preset: str = "fine") -> np.ndarray:
         dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
     else:
         raise ValueError(f"preset must be one of {[*DIS_PRESETS, 'fine']}, got {preset!r}")
-    return dis.calc(_to_u8(g1), _to_u8(g2), None)
+    return dis.calc(quantize(g1), quantize(g2), None)
 
 
 def has_tvl1() -> bool:
@@ -129,7 +126,7 @@ def tvl1_flow(i1, i2) -> np.ndarray:
             "headless instead of opencv-python-headless, or use dis_flow / farneback_flow."
         )
     g1, g2 = _as_gray_pair(i1, i2)
-    return cv2.optflow.DualTVL1OpticalFlow_create().calc(_to_u8(g1), _to_u8(g2), None)
+    return cv2.optflow.DualTVL1OpticalFlow_create().calc(quantize(g1), quantize(g2), None)
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import functools
 
 import numpy as np
 
+from .data import to_uint8
 from .errors import NoFaceFoundError
 
 #: dlib's documented decision threshold: embeddings closer than this are "the same person".
@@ -172,9 +173,8 @@ def face_embedding(image, box=None) -> np.ndarray:
     """
     import dlib
 
-    from . import faces
 
-    img = faces._as_uint8(np.asarray(image))
+    img = to_uint8(image)
     if box is None:
         box = find_face(img)
         if box is None:

@@ -36,6 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .data import quantize
 from .errors import NoFaceFoundError
 
 #: Crop side of the self-reenactment protocol (the shipped model's working size).
@@ -224,7 +225,7 @@ def _face_region(frame: np.ndarray, expected: np.ndarray):
     region = cv2.warpAffine(
         img, m, (out, out), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
-    return (np.clip(region, 0, 1) * 255 + 0.5).astype(np.uint8), m
+    return quantize(region), m
 
 
 def read_face(frame: np.ndarray, expected: np.ndarray) -> FaceReading:

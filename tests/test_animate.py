@@ -168,7 +168,7 @@ def test_save_writes_mp4_and_gif_or_nothing(tmp_path, animator):
         raise AssertionError("frames were computed although the output exists")
         yield
 
-    with pytest.raises(OutputExistsError, match="--overwrite"):
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
         animate.save(must_not_run(), out, 10)
     (tmp_path / "b.gif").write_bytes(b"x")
     with pytest.raises(OutputExistsError):
