@@ -75,6 +75,25 @@ MOUTH_PAINT_GAIN = 0.05
 RENDER_BATCH = 8
 
 
+def weight_settings() -> dict[str, float | int]:
+    """The code settings the weights were trained and tuned with (saved next to them).
+
+    The refiner learned to correct the thin-plate flow of ``TPS_STEP`` and ``TPS_SMOOTHING``; the
+    inference guards' constants were chosen for these weights. A change to any of them is a
+    change of the model, so they are written with the weights and checked when they are read.
+    """
+    return {
+        "tps_step": TPS_STEP,
+        "tps_smoothing": TPS_SMOOTHING,
+        "fold_guard_grow": FOLD_GUARD_GROW,
+        "fold_guard_blur": FOLD_GUARD_BLUR,
+        "fold_guard_passes": FOLD_GUARD_PASSES,
+        "fold_guard_factor": FOLD_GUARD_FACTOR,
+        "motion_fade_px": MOTION_FADE_PX,
+        "mouth_paint_gain": MOUTH_PAINT_GAIN,
+    }
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
     """Sizes of the two models (saved next to the weights, so a load rebuilds the same models).
