@@ -25,11 +25,11 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from common import add_methods_argument, parse_methods  # noqa: E402
 from results_file import write_json  # noqa: E402
 
 from didlearn import animate, data  # noqa: E402
 
-METHODS = ("model", "thin_plate", "piecewise_affine", "similarity")
 OUTPUTS = {"crop": False, "paste_back": True}
 
 
@@ -65,7 +65,7 @@ def peak_memory_mb() -> float:
 def measure(photo, frames, methods: list[str], repeat: int) -> dict:
     results: dict = {}
     for method in methods:
-        models = animate.load_models("model")[1] if method == "model" else None
+        models = animate.load_models(method)[1]
         results[method] = {}
         for name, paste_back in OUTPUTS.items():
             run_once(photo, frames[:8], method, paste_back, models)  # warm-up
@@ -96,17 +96,14 @@ def table(results: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=120, help="driving frames per run")
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated")
+    add_methods_argument(parser, exclude=("still",))
     parser.add_argument("--repeat", type=int, default=2, help="timed runs per setting (best kept)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--portrait", type=Path, default=None, help="photo (default: bundled)")
     parser.add_argument("--resize", default=None, metavar="WxH", help="resize the photo first")
     parser.add_argument("--video", type=Path, default=None, help="driving clip (default: bundled)")
     args = parser.parse_args(argv)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = sorted(set(methods) - set(METHODS))
-    if unknown:
-        sys.exit(f"error: unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    methods = parse_methods(parser, args.methods)
     if args.frames < 8 or args.repeat < 1:
         sys.exit("error: --frames must be at least 8 and --repeat at least 1")
     video = args.video or data.sample_driving_video()

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from didlearn import animate
+from didlearn import animate, renderers
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
@@ -26,19 +26,38 @@ def media_files(sources: list[str] | None, suffixes: tuple[str, ...]) -> list[Pa
     return paths
 
 
+def add_methods_argument(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
+    """``--methods``: comma-separated registered renderers (default: all but ``exclude``)."""
+    default = [m for m in renderers.renderer_names() if m not in exclude]
+    parser.add_argument(
+        "--methods",
+        default=",".join(default),
+        help=f"comma-separated renderers, of {', '.join(renderers.renderer_names())}",
+    )
+
+
 def parse_methods(parser: argparse.ArgumentParser, text: str) -> list[str]:
-    """Comma-separated renderer names, checked against :data:`didlearn.animate.METHODS`."""
+    """Comma-separated renderer names, checked against the registry (:mod:`didlearn.renderers`)."""
     methods = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = set(methods) - set(animate.METHODS)
+    known = renderers.renderer_names()
+    unknown = set(methods) - set(known)
     if unknown:
-        parser.error(f"unknown methods {sorted(unknown)}; choose from {', '.join(animate.METHODS)}")
+        parser.error(f"unknown methods {sorted(unknown)}; choose from {', '.join(known)}")
     return methods
 
 
-def load_model_or_skip():
-    """The shipped models, or None with a note (missing weights: the other methods still run)."""
+def needs_models(methods: list[str]) -> bool:
+    """Whether any of ``methods`` renders with the trained models."""
+    return any(renderers.renderer_entry(m).needs_models for m in methods)
+
+
+def load_model_or_skip(methods: list[str]) -> tuple[list[str], object]:
+    """``(methods, models)``: the shipped models if a method needs them, or, when they cannot be
+    loaded, those methods dropped with a note (the other methods still run)."""
+    if not needs_models(methods):
+        return methods, None
     try:
-        return animate.load_models("model")[1]
+        return methods, animate.load_models("model")[1]
     except Exception as err:  # missing weights or module: report, run the rest
-        print(f"note: skipping 'model' ({err})", file=sys.stderr)
-        return None
+        print(f"note: skipping the trained model's renderers ({err})", file=sys.stderr)
+        return [m for m in methods if not renderers.renderer_entry(m).needs_models], None

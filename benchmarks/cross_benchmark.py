@@ -27,19 +27,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from common import (  # noqa: E402
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
+    add_methods_argument,
     load_model_or_skip,
     media_files,
     parse_methods,
 )
 from results_file import write_json  # noqa: E402
 
-from didlearn import animate, data, faces, protocol  # noqa: E402
+from didlearn import data, faces, protocol  # noqa: E402
 
 
 def benchmark(portraits: list[Path], videos: list[Path], methods: list[str], frames) -> dict:
-    models = load_model_or_skip() if "model" in methods else None
-    if models is None:
-        methods = [m for m in methods if m != "model"]
+    methods, models = load_model_or_skip(methods)
     photos = (
         [(p.stem, data.load_image(p)) for p in portraits]
         if portraits
@@ -72,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--portraits", nargs="*", help="folders or images (default: bundled)")
     parser.add_argument("--videos", nargs="*", help="folders or clips (default: the bundled clip)")
     parser.add_argument("--frames", type=int, default=None, help="driving frames per clip")
-    parser.add_argument("--methods", default=",".join(animate.METHODS), help="comma-separated")
+    add_methods_argument(parser)
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     methods = parse_methods(parser, args.methods)

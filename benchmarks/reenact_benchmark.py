@@ -37,13 +37,18 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-from common import VIDEO_SUFFIXES, load_model_or_skip, media_files, parse_methods  # noqa: E402
+from common import (  # noqa: E402
+    VIDEO_SUFFIXES,
+    add_methods_argument,
+    load_model_or_skip,
+    media_files,
+    parse_methods,
+)
 from results_file import write_json  # noqa: E402
 
 from didlearn import animate, data, protocol  # noqa: E402
 from didlearn.composite import compose_crop  # noqa: E402
 
-METHODS = animate.METHODS
 SIZE = protocol.REENACT_SIZE
 
 
@@ -70,14 +75,8 @@ def render_timed(render, photo, ks, kps, batch: int = 8) -> tuple[np.ndarray, fl
 def benchmark(
     paths: list[Path], methods: list[str], max_frames: int | None, every: int = 1
 ) -> dict:
-    renderers = {}
-    for m in methods:
-        if m == "model":
-            models = load_model_or_skip()
-            if models is not None:
-                renderers[m] = animate.make_renderer("model", models)
-        else:
-            renderers[m] = animate.make_renderer(m)
+    methods, models = load_model_or_skip(methods)
+    renderers = {m: animate.make_renderer(m, models) for m in methods}
     results: dict = {"mean": {}, "videos": {}}
     for path in paths:
         t0 = time.perf_counter()
@@ -105,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     parser.add_argument("--max-frames", type=int, default=None, help="frames per video")
     parser.add_argument("--every", type=int, default=1, help="score every K-th frame")
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
+    add_methods_argument(parser)
     args = parser.parse_args(argv)
     methods = parse_methods(parser, args.methods)
     results = benchmark(video_paths(args.videos), methods, args.max_frames, args.every)

@@ -24,198 +24,27 @@ import os
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .composite import CropMotion, NativeCompositor, compose_crop, pixel_grid
+from .composite import CropMotion, NativeCompositor, compose_crop
 from .errors import NoFaceFoundError, UsageError
-
-METHODS = ("still", "similarity", "piecewise_affine", "thin_plate", "model")
+from .renderers import (  # noqa: F401  (the renderer API, re-exported where users animate)
+    DEFAULT_METHOD,
+    Renderer,
+    load_models,
+    make_renderer,
+    renderer_entry,
+    renderer_names,
+)
 
 #: Longest side driving frames are decoded at: landmarks need no more, and detection is 4x
 #: cheaper per halving. Relative transfer is scale-normalised, so the resolution cancels out.
 DRIVING_MAX_SIDE = 480
-
-#: ``(crop (S, S, 3), ks (68, 2), kps (B, 68, 2)) -> CropMotion`` (flow, mask, colour).
-Renderer = Callable[[np.ndarray, np.ndarray, np.ndarray], CropMotion]
-
-
-# --------------------------------------------------------------------------------------------
-# Renderers: (crop, ks, kps (B, 68, 2)) -> CropMotion in crop pixels
-# --------------------------------------------------------------------------------------------
-
-
-def render_still(crop: np.ndarray, ks: np.ndarray, kps: np.ndarray) -> CropMotion:
-    """The photo itself for every frame (the do-nothing baseline): zero flow."""
-    h, w = crop.shape[:2]
-    return CropMotion(np.zeros((len(kps), h, w, 2), np.float32))
-
-
-def _pixel_grid(height: int, width: int) -> np.ndarray:
-    """(H, W, 2) float32 (x, y) coordinates of every pixel."""
-    return np.stack(pixel_grid(height, width), axis=-1)
-
-
-def render_similarity(crop: np.ndarray, ks: np.ndarray, kps: np.ndarray) -> CropMotion:
-    """Move the whole crop rigidly: the similarity (scale, rotation, shift) that best maps ks -> kp.
-
-    Head motion is captured, expressions are not. Output pixel p reads the photo at T^-1(p).
-    """
-    from .motion import umeyama
-
-    grid = _pixel_grid(*crop.shape[:2])
-    flows = []
-    for kp in kps:
-        s, rot, t = umeyama(ks, kp)
-        inv = np.linalg.inv(np.vstack([np.hstack([s * rot, t[:, None]]), [0, 0, 1]]))[:2]
-        flows.append(grid @ inv[:, :2].T.astype(np.float32) + inv[:, 2].astype(np.float32) - grid)
-    return CropMotion(np.stack(flows))
-
-
-def _frame_anchors(height: int, width: int) -> np.ndarray:
-    from .motion import border_anchors
-
-    return border_anchors(height, width, per_side=4).astype(np.float64)
-
-
-def render_piecewise_affine(crop: np.ndarray, ks: np.ndarray, kps: np.ndarray) -> CropMotion:
-    """Warp each Delaunay triangle of the landmarks (plus the crop border) by its own affine map.
-
-    scikit-image's :class:`~skimage.transform.PiecewiseAffineTransform` is estimated from output
-    keypoints to photo keypoints (a backward map, like every warp in the course); the border
-    points keep the mesh covering the whole crop and the background still.
-    """
-    from skimage.transform import PiecewiseAffineTransform
-
-    h, w = crop.shape[:2]
-    anchors = _frame_anchors(h, w)
-    grid = _pixel_grid(h, w).reshape(-1, 2).astype(np.float64)
-    flows = []
-    for kp in kps:
-        dst = np.vstack([np.asarray(kp, np.float64), anchors])
-        src = np.vstack([np.asarray(ks, np.float64), anchors])
-        tform = PiecewiseAffineTransform.from_estimate(dst, src)  # output -> photo
-        where = _apply_piecewise(tform, grid, h, w)
-        # points the mesh does not cover (a folded triangle) read their own position
-        bad = ~np.isfinite(where).all(axis=1) | (where < 0).any(axis=1)
-        where[bad] = grid[bad]
-        flows.append((where - grid).reshape(h, w, 2))
-    return CropMotion(np.stack(flows).astype(np.float32))
-
-
-def _apply_piecewise(tform, points: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``tform(points)`` for the pixel grid, vectorised.
-
-    scikit-image's ``__call__`` finds each pixel's triangle with Qhull's ``find_simplex`` (slow
-    on the thin triangles a face mesh has: ~0.7 s per 256x256 frame) then masks all pixels once
-    per triangle. Here the triangles are rasterised into an index image with OpenCV (sub-pixel
-    vertices) and each pixel gathers its triangle's matrix: the same affine maps in ~10 ms.
-    Falls back to ``tform(points)`` if the (private) triangulation attribute changes.
-    """
-    import cv2
-
-    tri = getattr(tform, "_tesselation", None)
-    if tri is None or len(tform.affines) != len(tri.simplices):
-        return np.asarray(tform(points), np.float32)
-    index = np.full((height, width), -1, np.int32)
-    for k, simplex in enumerate(tri.simplices):
-        corners = np.round(tri.points[simplex] * 16).astype(np.int32)  # 4 fractional bits
-        cv2.fillConvexPoly(index, corners, int(k), lineType=cv2.LINE_8, shift=4)
-    simplex = index.ravel()
-    mats = np.stack([a.params[:2] for a in tform.affines])  # (K, 2, 3)
-    m = mats[np.maximum(simplex, 0)]
-    out = np.einsum("nij,nj->ni", m[:, :, :2], points) + m[:, :, 2]
-    out[simplex < 0] = -1.0  # outside the mesh, as scikit-image marks it
-    return out.astype(np.float32)
-
-
-def thin_plate_renderer(step: int = 2) -> Renderer:
-    """Renderer moving the crop along the thin-plate-spline flow of chapter 3 (``motion.tps_flow``,
-    TensorFlow, batched; ``step``: the flow is evaluated every ``step`` pixels, then interpolated).
-    """
-
-    def render_thin_plate(crop: np.ndarray, ks: np.ndarray, kps: np.ndarray) -> CropMotion:
-        from .motion import TPS_SMOOTHING, tps_flow
-
-        h, w = crop.shape[:2]
-        kps = np.asarray(kps, np.float32)
-        # smoothing spline: coincident landmarks (a blink) make the exact one singular
-        flows = tps_flow(
-            np.broadcast_to(ks, kps.shape), kps, h, w, step=step, regularization=TPS_SMOOTHING
-        )
-        return CropMotion(flows.numpy())
-
-    return render_thin_plate
-
-
-def model_renderer(models: Any) -> Renderer:
-    """Renderer running the trained refiner + generator of chapter 4 on a batch of keypoints."""
-    from . import generator
-
-    def render_model(crop: np.ndarray, ks: np.ndarray, kps: np.ndarray) -> CropMotion:
-        out = generator.render_motion(models, crop, ks, kps)
-        return CropMotion(out["flow"], out["mask"], out["colour"])
-
-    return render_model
-
-
-def make_renderer(method: str, models: Any = None, tps_step: int = 2) -> Renderer:
-    """The renderer of ``method`` (one of :data:`METHODS`); ``model`` needs ``models``."""
-    if method == "still":
-        return render_still
-    if method == "similarity":
-        return render_similarity
-    if method == "piecewise_affine":
-        return render_piecewise_affine
-    if method == "thin_plate":
-        return thin_plate_renderer(tps_step)
-    if method == "model":
-        if models is None:
-            raise ValueError(
-                "method='model' needs the trained models (generator.load_pretrained())"
-            )
-        return model_renderer(models)
-    raise ValueError(f"unknown method '{method}': choose one of {', '.join(METHODS)}")
-
-
-#: What ``method="auto"`` renders with: the renderer that measured best on whole frames of
-#: people the shipped model never saw (``benchmarks/cross_benchmark.py``; the model card's
-#: cross-identity table). Thin-plate warping keeps identity and face-likeness better than the
-#: shipped model, which carries the motion more closely but was trained on six people.
-DEFAULT_METHOD = "thin_plate"
-
-
-def load_models(method: str = "auto") -> tuple[str, Any]:
-    """Resolve ``method`` and load what it needs.
-
-    ``auto`` is :data:`DEFAULT_METHOD`; ``model`` loads the shipped weights.
-
-    Returns:
-        ``(method, models or None)``.
-
-    Raises:
-        MissingResourceError: ``method="model"`` and the weights (or the module) are missing.
-    """
-    from .errors import MissingResourceError
-
-    if method not in (*METHODS, "auto"):
-        raise ValueError(f"unknown method '{method}': choose auto or one of {', '.join(METHODS)}")
-    if method == "auto":
-        method = DEFAULT_METHOD
-    if method != "model":
-        return method, None
-    try:
-        from . import generator
-    except ImportError as err:
-        raise MissingResourceError(
-            f"The generator (didlearn.generator) cannot be imported ({err}); use "
-            "--method thin_plate."
-        ) from err
-    return "model", generator.load_pretrained()
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,7 +103,8 @@ class Animator:
 
     Args:
         photo: (H, W, 3) float32 RGB in [0, 1] (use ``data.load_image`` for files).
-        method: renderer, one of :data:`METHODS` or ``"auto"`` (:data:`DEFAULT_METHOD`).
+        method: a registered renderer (:func:`didlearn.renderers.renderer_names`) or
+            ``"auto"`` (:data:`DEFAULT_METHOD`).
         face: which face of the photo (index into ``faces.detect_faces``, 0 = best).
         size: crop (model) resolution in pixels.
         relative: relative motion transfer (the photo keeps its face shape); False = absolute.
@@ -332,7 +162,7 @@ class Animator:
             )
         if method == "auto":
             method = DEFAULT_METHOD
-        if method != "model" or models is None:
+        if models is None or not renderer_entry(method).needs_models:
             method, models = load_models(method)
         self.method, self.models = method, models
         if fine_tune > 0 and method == "model":

@@ -31,7 +31,7 @@ MAX_PHOTO_SIDE = 2048
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from . import __version__, renderers
 
     parser = argparse.ArgumentParser(
         prog="didlearn",
@@ -79,9 +79,10 @@ def _parser() -> argparse.ArgumentParser:
     anim.add_argument(
         "--method",
         default="auto",
-        choices=("auto", "model", "thin_plate", "piecewise_affine", "similarity", "still"),
+        choices=("auto", *renderers.renderer_names()),
         help="renderer (default auto: the one measured best on other people's photos, "
-        "thin_plate today; see the model card)",
+        f"{renderers.DEFAULT_METHOD} today; see the model card): "
+        + "; ".join(f"{e.name}: {e.summary}" for e in renderers.RENDERERS.values()),
     )
     anim.add_argument(
         "--duration", type=float, default=4.0, help="template length in seconds (default 4)"

@@ -382,8 +382,8 @@ def cross_identity(
 
     Args:
         photo: (H, W, 3) float32 portrait; driving: a video path (or frames, see
-            :meth:`didlearn.animate.Animator.animate`); method: a renderer of
-            :data:`didlearn.animate.METHODS`; models: the model's weights (``method="model"``);
+            :meth:`didlearn.animate.Animator.animate`); method: a registered renderer
+            (:mod:`didlearn.renderers`); models: the trained weights if the renderer needs them;
             frames: use at most this many driving frames; landmarks: the photo's, if known.
 
     Returns:

@@ -40,7 +40,7 @@ def test_no_motion_gives_back_the_crop(animator, method):
     np.testing.assert_allclose(out, np.stack([animator.crop.image] * 2), atol=2e-3)
 
 
-@pytest.mark.parametrize("method", animate.METHODS)
+@pytest.mark.parametrize("method", animate.renderer_names())
 def test_a_still_target_gives_back_the_photo_at_full_resolution(photo, method):
     """Frame 0 of a relative run asks for the photo's own landmarks: every renderer, the model
     included, must give back the photo itself, bit for bit, at its own size."""

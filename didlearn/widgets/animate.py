@@ -202,12 +202,13 @@ def upload_animate_widget(method: str = "auto"):
     from IPython.display import display
 
     from ..data import show_video
+    from ..templates import list_templates
     from .upload import UploadState, upload_widget
 
     state = UploadState()
     photo_box, _ = upload_widget("image", state)
     video_box, _ = upload_widget("video", state)
-    template = widgets.Dropdown(options=["idle", "nod", "turn", "tilt", "blink", "smile"])
+    template = widgets.Dropdown(options=list(list_templates()), value="idle")
     button = widgets.Button(description="Animate", button_style="primary")
     out = widgets.Output()
 
