@@ -2,18 +2,28 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-# The stamp is keyed on pyproject.toml: installing again is a no-op until the dependencies change.
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# Exact versions come from constraints.txt (`make lock` refreshes it); pyproject.toml keeps ranges.
+# The stamp is keyed on both: installing again is a no-op until the dependencies change.
+LOCK   := constraints.txt
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 
-.PHONY: install lab test test-fast lint demo benchmarks clean
+.PHONY: install lock lab test test-fast lint typecheck typecheck-baseline check demo benchmarks clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c $(LOCK) -e '.[dev]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
+
+# The newest releases pyproject.toml allows, installed in a throwaway venv and written to the lock.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	{ sed -n '/^#/p' $(LOCK); .venv-lock/bin/pip freeze --exclude-editable | grep -v '^didlearn'; } \
+		> $(LOCK).new && mv $(LOCK).new $(LOCK)
+	rm -rf .venv-lock
 
 lab: install
 	$(VENV)/bin/jupyter lab notebooks/
@@ -26,6 +36,16 @@ test-fast: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(PY) .ci/typecheck.py
+
+typecheck-baseline: install
+	$(PY) .ci/typecheck.py --update
+
+# What CI runs: lint, format check, type check, then every test and notebook.
+check: lint typecheck test
 
 demo: install
 	$(VENV)/bin/didlearn demo
@@ -38,4 +58,4 @@ benchmarks: install
 	$(PY) benchmarks/animate_benchmark.py
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache didlearn-demo
+	rm -rf $(VENV) .venv-lock *.egg-info .pytest_cache .mypy_cache didlearn-demo

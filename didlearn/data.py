@@ -533,9 +533,7 @@ def check_output(path: PathLike, overwrite: bool, suffix: str = "") -> Path:
 
 
 @contextmanager
-def atomic_outputs(
-    paths: Iterable[PathLike], overwrite: bool = False
-) -> Iterator[list[Path]]:
+def atomic_outputs(paths: Iterable[PathLike], overwrite: bool = False) -> Iterator[list[Path]]:
     """Yield temporary paths, one per target, in each target's folder; rename them on success.
 
     The package's one way to write files: every target is checked first (:func:`check_output`),

@@ -173,7 +173,6 @@ def face_embedding(image, box=None) -> np.ndarray:
     """
     import dlib
 
-
     img = to_uint8(image)
     if box is None:
         box = find_face(img)
