@@ -88,6 +88,32 @@ def test_environment_yml_installs_what_pyproject_declares():
     assert extras <= set(project["optional-dependencies"]), "environment.yml names a missing extra"
 
 
+def locked_versions() -> dict[str, str]:
+    """constraints.txt as {normalised name: exact version}."""
+    lines = (ROOT / "constraints.txt").read_text().splitlines()
+    pins = [line.split("==") for line in lines if line.strip() and not line.startswith("#")]
+    assert all(len(pin) == 2 for pin in pins), "constraints.txt holds exact pins only (name==1.2)"
+    return {requirement_name(name): version.strip() for name, version in pins}
+
+
+def test_the_lock_pins_every_dependency_within_its_range():
+    from packaging.requirements import Requirement
+
+    locked = locked_versions()
+    project = pyproject()["project"]
+    for text in project["dependencies"] + project["optional-dependencies"]["dev"]:
+        requirement = Requirement(text)
+        name = requirement_name(requirement.name)
+        assert name in locked, f"{name} is not pinned in constraints.txt: run make lock"
+        assert requirement.specifier.contains(locked[name]), (
+            f"constraints.txt pins {name}=={locked[name]}, outside pyproject's {requirement}"
+        )
+    _, pip = environment_pip_lines()
+    assert "-c constraints.txt" in pip, "environment.yml must install from the lock too"
+    makefile = (ROOT / "Makefile").read_text()
+    assert "-c $(LOCK)" in makefile and "LOCK   := constraints.txt" in makefile
+
+
 def test_ruff_is_configured():
     ruff = pyproject()["tool"]["ruff"]
     assert ruff["line-length"] == 100
