@@ -121,3 +121,19 @@ def test_ruff_is_configured():
     assert "ruff" in {
         requirement_name(r) for r in pyproject()["project"]["optional-dependencies"]["dev"]
     }
+
+
+GLOBAL_SEEDING = re.compile(r"np\.random\.seed\(|set_random_seed\(|tf\.random\.set_seed\(|random\.seed\(")
+
+
+def test_nothing_seeds_the_global_random_generators():
+    """Seeds are explicit arguments (docs/DESIGN.md): no notebook and no package module reseeds
+    NumPy, Python or TensorFlow globally, so running one cell or one call never changes another's
+    random numbers."""
+    sources = [*NOTEBOOKS, *sorted((ROOT / "didlearn").rglob("*.py"))]
+    offenders = [
+        f"{path.relative_to(ROOT)}: {match.group(0)}"
+        for path in sources
+        for match in GLOBAL_SEEDING.finditer(path.read_text())
+    ]
+    assert not offenders, "\n".join(offenders)
