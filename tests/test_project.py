@@ -126,8 +126,6 @@ def test_ruff_is_configured():
 GLOBAL_SEEDING = re.compile(
     r"np\.random\.seed\(|set_random_seed\(|tf\.random\.set_seed\(|random\.seed\("
 )
-    r"np\.random\.seed\(|set_random_seed\(|tf\.random\.set_seed\(|random\.seed\("
-)
 
 
 def test_nothing_seeds_the_global_random_generators():
