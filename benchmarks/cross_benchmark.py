@@ -63,7 +63,7 @@ def benchmark(portraits: list[Path], videos: list[Path], methods: list[str], fra
 
 def table(rows: dict) -> str:
     """Markdown table: one block of rows per pair."""
-    return protocol.markdown_table(rows, protocol.CROSS_COLUMNS, first="pair")
+    return protocol.markdown_table(rows, protocol.CROSS_SCORES, first="pair")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -95,7 +95,7 @@ def benchmark(
 
 def table(rows: dict) -> str:
     """Markdown table: one block of rows per video."""
-    return protocol.markdown_table(rows, protocol.REENACT_COLUMNS, first="video")
+    return protocol.markdown_table(rows, protocol.REENACT_SCORES, first="video")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,24 +48,38 @@ PSNR_CAP = 99.0
 #: Lowest detector score reported (dlib's ``adjust_threshold``): a face scored below it counts
 #: as not found and its ``face_score`` is this value.
 SCORE_FLOOR = -1.0
-CROSS_KEYS = ("detail", "frame0_psnr", "identity", "motion", "jitter", "face_score")
-#: Table columns ``(key, header, format)`` of the two protocols (``fps`` measured by the caller).
-REENACT_COLUMNS = (
-    ("l1", "L1 ↓", ".4f"),
-    ("perceptual", "perceptual ↓", ".3f"),
-    ("akd", "AKD ↓ (px)", ".2f"),
-    ("aed", "AED ↓", ".3f"),
-    ("fps", "fps ↑", ".1f"),
+
+
+@dataclass(frozen=True)
+class Score:
+    """One measure a protocol reports: its result key, table header, number format and meaning."""
+
+    key: str
+    header: str
+    format: str
+    meaning: str
+
+
+#: What self-reenactment reports per method (``fps`` is measured by the caller).
+REENACT_SCORES = (
+    Score("l1", "L1 ↓", ".4f", "mean |output − true frame|, pixels in [0, 1]"),
+    Score("perceptual", "perceptual ↓", ".3f", "chapter 1's VGG pyramid distance"),
+    Score("akd", "AKD ↓ (px)", ".2f", "landmarks found in the output vs the true frame's"),
+    Score("aed", "AED ↓", ".3f", "dlib identity distance to the true frame (< 0.6: same person)"),
+    Score("fps", "fps ↑", ".1f", "frames rendered per second, landmarks given"),
 )
-CROSS_COLUMNS = (
-    ("detail", "detail ↑", ".3f"),
-    ("frame0_psnr", "frame 0 (dB) ↑", ".1f"),
-    ("identity", "identity ↓", ".4f"),
-    ("motion", "motion (% IOD) ↓", ".2f"),
-    ("jitter", "jitter (% IOD) ↓", ".3f"),
-    ("face_score", "face score ↑", ".3f"),
-    ("fps", "fps ↑", ".1f"),
+#: What cross-identity reports per method (``fps``: end to end, measured by :func:`cross_identity`).
+CROSS_SCORES = (
+    Score("detail", "detail ↑", ".3f", "the face's fine detail kept, vs the photo's"),
+    Score("frame0_psnr", "frame 0 (dB) ↑", ".1f", "PSNR of frame 0 against the photo"),
+    Score("identity", "identity ↓", ".4f", "dlib identity distance to the photo"),
+    Score("motion", "motion (% IOD) ↓", ".2f", "landmarks found vs asked for"),
+    Score("jitter", "jitter (% IOD) ↓", ".3f", "landmark acceleration added by the rendering"),
+    Score("face_score", "face score ↑", ".3f", "HOG face-detector score (is it still a face?)"),
+    Score("fps", "fps ↑", ".1f", "frames per second, end to end"),
 )
+#: The cross-identity measures a :class:`CrossIdentityScorer` computes (all but ``fps``).
+CROSS_KEYS = tuple(s.key for s in CROSS_SCORES if s.key != "fps")
 
 
 def mean_over(results: dict) -> dict:
@@ -78,16 +92,16 @@ def mean_over(results: dict) -> dict:
     }
 
 
-def markdown_table(results: dict, columns, first: str = "clip") -> str:
+def markdown_table(results: dict, scores: tuple[Score, ...], first: str = "clip") -> str:
     """``{ROW: {METHOD: {key: value}}}`` as a Markdown table, one line per row and method.
 
-    ``columns``: :data:`REENACT_COLUMNS` or :data:`CROSS_COLUMNS` (missing keys are left empty).
+    ``scores``: :data:`REENACT_SCORES` or :data:`CROSS_SCORES` (missing keys are left empty).
     """
-    head = f"| {first} | method | " + " | ".join(h for _, h, _ in columns) + " |"
-    lines = [head, "|" + "---|" * (len(columns) + 2)]
+    head = f"| {first} | method | " + " | ".join(s.header for s in scores) + " |"
+    lines = [head, "|" + "---|" * (len(scores) + 2)]
     for name, row in results.items():
         for method, r in row.items():
-            cells = [format(r[k], f) if k in r else "" for k, _, f in columns]
+            cells = [format(r[s.key], s.format) if s.key in r else "" for s in scores]
             lines.append(f"| {name} | {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
