@@ -7,9 +7,7 @@ import sys
 from pathlib import Path
 
 from didlearn import animate, renderers
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
+from didlearn.data import IMAGE_SUFFIXES, VIDEO_SUFFIXES  # noqa: F401  (the scripts' media)
 
 
 def media_files(sources: list[str] | None, suffixes: tuple[str, ...]) -> list[Path]:

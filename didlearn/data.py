@@ -62,6 +62,9 @@ PathLike = str | os.PathLike
 DEFAULT_MAX_PIXELS = 40_000_000
 IMAGE_FORMATS = "JPEG, PNG, WebP, BMP, TIFF, GIF"
 VIDEO_FORMATS = "MP4, MOV, M4V, AVI, MKV, WebM"
+#: File endings of those formats (lower case), for picking media out of a folder.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
 
 
 class Video(NamedTuple):
