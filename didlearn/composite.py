@@ -66,7 +66,7 @@ class CropMotion:
 
     def at(self, i: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Frame ``i``'s ``(flow (S,S,2), mask (S,S,1) or None, colour (S,S,3) or None)``."""
-        if self.mask is None:
+        if self.mask is None or self.colour is None:
             return self.flow[i], None, None
         return self.flow[i], self.mask[i], self.colour[i]
 
@@ -95,7 +95,7 @@ def compose_crop(image: np.ndarray, motion: CropMotion) -> np.ndarray:
             cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_REPLICATE,
         )
-        out[i] = warped if mask is None else mask * warped + (1.0 - mask) * colour
+        out[i] = warped if mask is None or colour is None else mask * warped + (1 - mask) * colour
     return np.clip(out, 0.0, 1.0, out=out)
 
 
@@ -199,9 +199,9 @@ class NativeCompositor:
             cv2.INTER_CUBIC,
             borderMode=cv2.BORDER_REPLICATE,
         )
-        if weight is not None:
+        if weight is not None and colour is not None:
             a = self._to_region(weight, rows, cols)[..., None]
-            warped += a * (self._to_region(colour, rows, cols) - warped)
+            warped = warped + a * (self._to_region(colour, rows, cols) - warped)
         y0, _, x0, _ = self.box
         out[y0 + rows.start : y0 + rows.stop, x0 + cols.start : x0 + cols.stop] = np.clip(
             warped, 0.0, 1.0

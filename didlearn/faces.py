@@ -236,7 +236,7 @@ def crop_face(
     Returns:
         :class:`FaceCrop`; outside the photo the border pixels are replicated.
     """
-    img = np.asarray(image, dtype=np.float32)
+    img: np.ndarray = np.asarray(image, dtype=np.float32)
     m = crop_matrix(landmarks, size, margin)
     if m[0, 0] < 0.8:
         # Downscaling: blur first so the bilinear warp does not alias (sigma ~ half a crop pixel).
@@ -429,6 +429,7 @@ class LandmarkTracker:
 
     def _follow(self, img: np.ndarray, gray: np.ndarray) -> np.ndarray | None:
         prev = self.raw
+        assert prev is not None  # only called once a face was found
         s = _face_scale(prev)
         c = (prev.min(axis=0) + prev.max(axis=0)) / 2
         dx, dy, side = self._box_rel
@@ -468,6 +469,7 @@ class LandmarkTracker:
                     + _NO_FACE_HINT
                 )
             self.bridged += 1
+            assert self.output is not None  # set with raw, which is not None here
             return self.output
         self.raw = lm
         self.output = self.filter(lm, _face_scale(lm)) if self.smoothing else lm
@@ -495,7 +497,7 @@ def _bridge(raw: list[np.ndarray | None]) -> np.ndarray:
     """Fill missing frames by linear interpolation between found neighbours (hold at the ends)."""
     have = np.array([r is not None for r in raw])
     idx = np.flatnonzero(have)
-    stack = np.stack([raw[i] for i in idx])  # (K, 68, 2)
+    stack = np.stack([np.asarray(raw[i]) for i in idx])  # (K, 68, 2)
     t = np.arange(len(raw))
     flat = stack.reshape(len(idx), -1)
     out = np.stack([np.interp(t, idx, flat[:, j]) for j in range(flat.shape[1])], axis=1)

@@ -85,7 +85,7 @@ CROSS_KEYS = tuple(s.key for s in CROSS_SCORES if s.key != "fps")
 def mean_over(results: dict) -> dict:
     """``{ROW: {METHOD: {key: value}}}`` -> ``{METHOD: {key: mean over the rows}}`` (the methods
     and keys of the first row)."""
-    first = next(iter(results.values()), {})
+    first: dict = next(iter(results.values()), {})
     return {
         m: {k: float(np.mean([row[m][k] for row in results.values()])) for k in keys}
         for m, keys in first.items()
@@ -233,7 +233,7 @@ def _face_region(frame: np.ndarray, expected: np.ndarray):
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     out = int(round(2.2 * READ_FACE_SIDE))  # the face and about its width around it
     m = np.array([[scale, 0, out / 2 - scale * cx], [0, scale, out / 2 - scale * cy]])
-    img = np.asarray(frame, np.float32)
+    img: np.ndarray = np.asarray(frame, np.float32)
     if scale < 0.8:  # anti-alias before shrinking, as faces.crop_face does
         img = cv2.GaussianBlur(img, (0, 0), 0.5 / scale)
     region = cv2.warpAffine(
