@@ -188,8 +188,6 @@ def _weights(models) -> dict[str, list[np.ndarray]]:
 
 def test_the_seed_alone_fixes_the_initial_weights():
     """Same seed, same weights; another seed, other weights; no global random state touched."""
-    np.random.seed(123)
-    random.seed(123)
     tf_state = tf.random.get_global_generator().state.numpy()
     np_state, py_state = np.random.get_state(), random.getstate()
     a = _weights(generator.build_models(SMALL, seed=1))
