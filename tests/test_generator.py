@@ -1,11 +1,16 @@
-"""Generator fusion: shapes, starts as thin-plate warping, save/load, shipped weights."""
+"""Generator fusion: shapes, starts as thin-plate warping, seeds, save/load with the settings,
+shipped weights."""
+
+import json
+import random
+import warnings
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from didlearn import data, faces, flow, generator, motion, protocol
-from didlearn.errors import MissingResourceError, OutputExistsError
+from didlearn import data, faces, flow, generator, landmarks, motion, protocol
+from didlearn.errors import MissingResourceError, OutputExistsError, UsageError
 
 SMALL = generator.GeneratorConfig(size=64)
 
@@ -177,6 +182,94 @@ def test_save_refuses_to_overwrite_and_writes_nothing(small_models, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
 
 
+def _weights(models) -> dict[str, list[np.ndarray]]:
+    return {p: getattr(models, p).get_weights() for p in generator.PARTS}
+
+
+def test_the_seed_alone_fixes_the_initial_weights():
+    """Same seed, same weights; another seed, other weights; no global random state touched."""
+    tf_state = tf.random.get_global_generator().state.numpy()
+    np_state, py_state = np.random.get_state(), random.getstate()
+    a = _weights(generator.build_models(SMALL, seed=1))
+    b = _weights(generator.build_models(SMALL, seed=1))
+    c = _weights(generator.build_models(SMALL, seed=2))
+    after = np.random.get_state()
+    assert after[0] == np_state[0] and np.array_equal(after[1], np_state[1])
+    assert after[2:] == np_state[2:]
+    assert random.getstate() == py_state
+    np.testing.assert_array_equal(tf.random.get_global_generator().state.numpy(), tf_state)
+    for p in generator.PARTS:
+        for wa, wb in zip(a[p], b[p], strict=True):
+            np.testing.assert_array_equal(wa, wb)
+    first_kernels = [a[p][0] for p in generator.PARTS], [c[p][0] for p in generator.PARTS]
+    assert all(not np.array_equal(x, y) for x, y in zip(*first_kernels, strict=True))
+    # each layer draws its own seed: two same-shaped kernels of one model differ
+    decoder = generator.build_models(SMALL, seed=1).decoder
+    res0, res1 = (decoder.get_layer(f"res{i}_a").kernel.numpy() for i in (0, 1))
+    assert res0.shape == res1.shape and not np.array_equal(res0, res1)
+
+
+def test_shipped_settings_are_the_codes():
+    """The shipped weights were trained and tuned with these settings: changing a constant in
+    the code (thin-plate step or smoothing, a guard's) must fail here, not change the model."""
+    meta = json.loads((generator.WEIGHTS_DIR / f"{generator.WEIGHTS_NAME}.json").read_text())
+    assert meta["settings"] == generator.weight_settings()
+    assert meta["settings"]["tps_step"] == 8 and meta["settings"]["tps_smoothing"] == 1e-2
+
+
+def test_saved_settings_survive_a_round_trip(small_models, tmp_path):
+    files = generator.save_models(small_models, tmp_path)
+    meta = json.loads(files["config"].read_text())
+    assert meta["settings"] == generator.weight_settings()
+    assert set(meta["versions"]) == {"tensorflow", "keras", "numpy", "didlearn"}
+    assert meta["git_commit"] == generator.git_commit()
+    assert meta["git_commit"] is None or len(meta["git_commit"]) == 40
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = generator.load_models(tmp_path)
+    assert loaded.config == small_models.config
+
+
+def test_weights_saved_with_other_settings_are_refused(small_models, tmp_path):
+    files = generator.save_models(small_models, tmp_path)
+    meta = json.loads(files["config"].read_text())
+    meta["settings"]["tps_smoothing"] = 1e-4
+    meta["settings"]["old_knob"] = 3
+    files["config"].write_text(json.dumps(meta))
+    with pytest.raises(UsageError, match=r"tps_smoothing saved 0.0001, code 0.01") as err:
+        generator.load_models(tmp_path)
+    assert "old_knob saved 3, code nothing" in str(err.value)
+    assert "check_settings=False" in str(err.value)
+    generator.load_models(tmp_path, check_settings=False)  # asked for: loads anyway
+
+
+def test_weights_saved_before_settings_were_recorded_load_quietly(small_models, tmp_path):
+    files = generator.save_models(small_models, tmp_path)
+    meta = json.loads(files["config"].read_text())
+    files["config"].write_text(json.dumps({"config": meta["config"], "info": {}}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert generator.load_models(tmp_path).config == small_models.config
+
+
+def test_a_failed_save_leaves_no_file_behind(small_models, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(small_models.encoder, "save_weights", broken)  # the second part
+    with pytest.raises(OSError, match="disk full"):
+        generator.save_models(small_models, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    # over an existing set, a failed overwrite keeps the old set whole
+    monkeypatch.undo()
+    files = generator.save_models(small_models, tmp_path, info={"steps": 1})
+    before = {p: p.read_bytes() for p in files.values()}
+    monkeypatch.setattr(small_models.encoder, "save_weights", broken)
+    with pytest.raises(OSError, match="disk full"):
+        generator.save_models(small_models, tmp_path, info={"steps": 2}, overwrite=True)
+    assert {p: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
 def test_load_of_a_missing_folder_says_what_to_do(tmp_path):
     with pytest.raises(MissingResourceError, match="didlearn.optimize"):
         generator.load_models(tmp_path / "nothing")
@@ -223,9 +316,9 @@ def test_painting_only_inside_a_mouth_opening_wider_than_the_photos(portrait_cro
     kp = np.stack([ks, opened]).astype(np.float32)
     mask = generator.paint_only_opening_mouth(holes, np.stack([ks, ks]), kp).numpy()
     assert (mask[0] == 1.0).all()  # mouth as in the photo: nothing painted
-    inside = motion.inside_polygon(kp[1:, faces.INNER_LIPS], 64, 64).numpy()[0, ..., 0] > 0
+    inside = motion.inside_polygon(kp[1:, landmarks.INNER_LIPS], 64, 64).numpy()[0, ..., 0] > 0
     assert mask[1][inside].mean() < 0.6  # the opened mouth is painted (soft edge: 1 px) ...
-    centre = np.round(kp[1, faces.INNER_LIPS].mean(axis=0)).astype(int)
+    centre = np.round(kp[1, landmarks.INNER_LIPS].mean(axis=0)).astype(int)
     far = np.hypot(*(np.mgrid[0:64, 0:64][::-1] - centre[:, None, None])) > 12
     assert (mask[1][far] == 1.0).all()  # ... and nothing far from it
 
