@@ -228,7 +228,7 @@ def test_the_model_renderer_pads_short_batches_instead_of_retracing(photo):
     anim = animate.Animator(photo, method="model", progress=False)
     kps = anim.template_keypoints("nod", duration=1.2, fps=10)[:11]
     full = anim.render(kps[:8])
-    compiled = generator._compiled_renderer(anim.models)
+    compiled = generator.compiled_renderer(anim.models)
     traces = compiled.experimental_get_tracing_count()
     short = anim.render(kps[5:8])
     rest = anim.render(kps[8:])

@@ -75,9 +75,6 @@ from .weights import (
     weight_settings,
 )
 
-#: The old private name, still called by ``tests/test_animate.py``: use :func:`compiled_renderer`.
-_compiled_renderer = compiled_renderer
-
 __all__ = [
     "FOLD_GUARD_BLUR",
     "FOLD_GUARD_FACTOR",
