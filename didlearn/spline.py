@@ -4,11 +4,11 @@ One implementation for every caller: :func:`didlearn.flow.thin_plate_flow` (chap
 synthetic flows and widget: exact interpolation, NumPy) and :func:`didlearn.motion.tps_flow`
 (chapter 3 onwards: keypoints plus border anchors, smoothing, batched, differentiable).
 
-The map ``f`` sends control points ``c_i`` to targets ``t_i``; it is fitted to the displacements
-``d_i = t_i - c_i`` and the field returned is ``f(p) - p``. With coordinates normalised to the
-pixel grid (isotropic, centred, in [-1, 1]), the spline is
+The map ``f`` sends control points ``c_i`` to targets ``t_i``; the spline is its displacement
+``d(p) = f(p) - p``, fitted to ``d_i = t_i - c_i``. With coordinates normalised to the pixel
+grid (isotropic, centred, in [-1, 1]),
 
-.. math:: f(p) = a_0 + A p + \\sum_i w_i\\, U(\\lVert p - c_i \\rVert),
+.. math:: d(p) = a_0 + A p + \\sum_i w_i\\, U(\\lVert p - c_i \\rVert),
           \\quad U(r) = r^2 \\log r^2
 
 whose weights solve ``[[K + λI, P], [Pᵀ, 0]] [w; a] = [d; 0]`` (``K_ij = U(|c_i - c_j|)``,
