@@ -29,18 +29,19 @@ import numpy as np  # noqa: E402
 from results_file import write_json  # noqa: E402
 
 from didlearn import flow as fl  # noqa: E402
+from didlearn import flow_estimators as fe  # noqa: E402
 from didlearn.data import load_image  # noqa: E402
 
 
 def methods() -> dict[str, Callable]:
     """The estimators to compare, by the names used in the JSON."""
     out = {
-        "variational": fl.estimate_flow_variational,
-        "farneback": fl.farneback_flow,
-        "dis": fl.dis_flow,
+        "variational": fe.estimate_flow_variational,
+        "farneback": fe.farneback_flow,
+        "dis": fe.dis_flow,
     }
-    if fl.has_tvl1():
-        out["tvl1"] = fl.tvl1_flow
+    if fe.has_tvl1():
+        out["tvl1"] = fe.tvl1_flow
     return out
 
 

@@ -5,7 +5,7 @@ Convention (DESIGN.md): a flow is BACKWARD, in pixels, channel 0 = dx, channel 1
     out[y, x] = src[y + dy, x + dx]
 
 Shapes: ``(B, H, W, 2)`` in TensorFlow, ``(H, W, 2)`` in NumPy. The estimators (OpenCV and the
-gradient-descent variational one) live in :mod:`didlearn.flow_estimators` and are re-exported here.
+gradient-descent variational one) live downstream, in :mod:`didlearn.flow_estimators`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from .errors import InvalidFlowError
+from .spline import thin_plate_spline_numpy
 
 PADDINGS = ("border", "zeros")
 
@@ -492,27 +493,11 @@ def thin_plate_flow(points, displacements, size: tuple[int, int]) -> np.ndarray:
     """Thin-plate spline flow (H, W, 2) taking the values ``displacements`` (N, 2) at ``points``
     (N, 2) (x, y pixels), with the minimum bending energy elsewhere (affine far away).
 
-    Points close to each other with different displacements make a wild spline; keep them apart.
+    The exact interpolating spline (λ = 0) of :func:`didlearn.spline.thin_plate_spline`. Points
+    close to each other with different displacements make a wild spline; keep them apart
+    (two that coincide make the system singular).
     """
-    pts = np.asarray(points, np.float64).reshape(-1, 2)
-    vals = np.asarray(displacements, np.float64).reshape(-1, 2)
-    n = len(pts)
-
-    def kernel(r2):
-        return np.where(r2 > 0, 0.5 * r2 * np.log(np.maximum(r2, 1e-20)), 0.0)  # r² log r
-
-    d2 = np.sum((pts[:, None] - pts[None]) ** 2, axis=-1)
-    p = np.hstack([np.ones((n, 1)), pts])
-    a = np.zeros((n + 3, n + 3))
-    a[:n, :n], a[:n, n:], a[n:, :n] = kernel(d2), p, p.T
-    rhs = np.vstack([vals, np.zeros((3, 2))])
-    coef = np.linalg.lstsq(a, rhs, rcond=None)[0]
-    h, w = size
-    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
-    grid = np.stack([x.ravel(), y.ravel()], axis=-1)
-    g2 = np.sum((grid[:, None] - pts[None]) ** 2, axis=-1)
-    out = kernel(g2) @ coef[:n] + np.hstack([np.ones((len(grid), 1)), grid]) @ coef[n:]
-    return out.reshape(h, w, 2).astype(np.float32)
+    return thin_plate_spline_numpy(points, displacements, size, regularization=0.0)
 
 
 def random_smooth_flow(size: tuple[int, int], max_magnitude: float = 3.0, seed: int = 0):
@@ -571,32 +556,16 @@ def synthetic_pair(
     return i1, i2, gt
 
 
-# The estimators live in their own module (they are long); re-exported so that
-# ``from didlearn.flow import dis_flow`` works as the interface promises.
-from .flow_estimators import (  # noqa: E402
-    VariationalParams,
-    dis_flow,
-    estimate_flow_variational,
-    farneback_flow,
-    has_tvl1,
-    tvl1_flow,
-)
-
 __all__ = [
     "COLOR_WHEEL",
-    "VariationalParams",
     "affine_flow",
     "angular_error",
     "check_flow",
     "color_wheel",
-    "dis_flow",
     "endpoint_error",
-    "estimate_flow_variational",
-    "farneback_flow",
     "flow_to_color",
     "forward_warp",
     "grid_image",
-    "has_tvl1",
     "plot_flow",
     "plot_quiver",
     "random_smooth_flow",
@@ -605,7 +574,6 @@ __all__ = [
     "sample_points",
     "synthetic_pair",
     "thin_plate_flow",
-    "tvl1_flow",
     "valid_mask",
     "warp",
     "warp_numpy",

@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from .data import quantize
 from .errors import InvalidFlowError
+from .flow import warp
 
 # --------------------------------------------------------------------------------------------
 # Input checks shared by the estimators
@@ -209,8 +210,6 @@ def _stacks(g1: np.ndarray, g2: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
 
 def _warped_constancy(u: tf.Tensor, s2: tf.Tensor) -> tf.Tensor:
     """[I2, ∂x I2, ∂y I2] read at x + u, (1,H,W,3), differentiable in ``u`` (custom gradient)."""
-    from .flow import warp  # here, not at the top: didlearn.flow re-exports this module
-
     @tf.custom_gradient
     def sample(flow):
         w = warp(s2, flow)

@@ -4,9 +4,10 @@
   to the photo's face size, to the photo's own keypoints: the photo keeps its face shape.
 * :func:`transfer_absolute` uses the driving landmarks themselves (similarity-aligned): the photo
   would take on the driving person's face shape; kept for comparison.
-* :func:`tps_flow` is the sparse -> dense step: a thin-plate spline through the keypoint
-  correspondences plus fixed anchors on the image border, evaluated on the whole pixel grid in
-  TensorFlow (batched, differentiable). :func:`keypoint_heatmaps` encodes keypoints as images
+* :func:`tps_flow` is the sparse -> dense step: the thin-plate spline of :mod:`didlearn.spline`
+  through the keypoint correspondences plus fixed anchors on the image border, smoothed by
+  :data:`TPS_SMOOTHING`, evaluated on the whole pixel grid in TensorFlow (batched,
+  differentiable). :func:`keypoint_heatmaps` encodes keypoints as images
   for the learned models of chapter 4.
 
 Keypoints are ``(N, 2)`` (or batched ``(B, N, 2)`` / ``(T, N, 2)``) float ``(x, y)`` pixels.
@@ -14,11 +15,13 @@ Keypoints are ``(N, 2)`` (or batched ``(B, N, 2)`` / ``(T, N, 2)``) float ``(x, 
 
 from __future__ import annotations
 
-import functools
-
 import cv2
 import numpy as np
 import tensorflow as tf
+
+from .flow import warp
+from .landmarks import FACE_OUTLINE  # also read here by protocol and the tests
+from .spline import thin_plate_spline
 
 # --------------------------------------------------------------------------------------------
 # Geometry helpers
@@ -143,26 +146,6 @@ def border_anchors(height: int, width: int, per_side: int = 8) -> np.ndarray:
     return np.concatenate([top, right, bottom, left]).astype(np.float32)
 
 
-def _tps_kernel(r2: tf.Tensor) -> tf.Tensor:
-    """U(r) = r² log r² (0 at r = 0), from squared distances."""
-    return r2 * tf.math.log(tf.maximum(r2, 1e-20))
-
-
-@functools.lru_cache(maxsize=8)
-def _grid(
-    height: int, width: int, step: int
-) -> tuple[np.ndarray, tuple[int, int], float, np.ndarray]:
-    """Normalised grid (h*w, 2), its (h, w), the normalisation scale and centre."""
-    centre = np.array([(width - 1) / 2, (height - 1) / 2], dtype=np.float32)
-    scale = np.float32(max(width - 1, height - 1, 1) / 2)
-    # step > 1: a coarse grid whose first and last samples sit on the first and last pixels
-    ys = np.linspace(0, height - 1, -(-(height - 1) // step) + 1, dtype=np.float32)
-    xs = np.linspace(0, width - 1, -(-(width - 1) // step) + 1, dtype=np.float32)
-    gx, gy = np.meshgrid(xs, ys)
-    grid = (np.stack([gx.ravel(), gy.ravel()], 1) - centre) / scale
-    return grid.astype(np.float32), (len(ys), len(xs)), float(scale), centre
-
-
 def tps_flow(
     source_kp,
     target_kp,
@@ -170,23 +153,16 @@ def tps_flow(
     width: int,
     anchors: bool = True,
     per_side: int = 8,
-    regularization: float = 0.0,
+    regularization: float = TPS_SMOOTHING,
     step: int = 1,
 ) -> tf.Tensor:
     """Dense BACKWARD flow of the output frame from keypoint correspondences (thin-plate spline).
 
-    The spline ``f`` maps output pixels to photo pixels with ``f(kp_i) = ks_i`` and ``f(a) = a``
+    The spline ``f`` maps output pixels to photo pixels with ``f(kp_i) ≈ ks_i`` and ``f(a) ≈ a``
     for the border anchors; the flow is ``f(p) - p``, so
     ``flow.warp(photo, tps_flow(ks, kp, H, W))`` moves the photo's keypoints ``ks`` to ``kp``.
-    With normalised coordinates (isotropic, centred, in [-1, 1]) and control points ``c`` (the
-    ``kp`` and anchors):
-
-    .. math:: f(p) = a_0 + A p + \\sum_i w_i\\, U(\\lVert p - c_i \\rVert),
-              \\quad U(r) = r^2 \\log r^2
-
-    The ``(N+3) x (N+3)`` system ``[[K + λI, P], [Pᵀ, 0]] [w; a] = [v; 0]`` is solved per batch item
-    with ``tf.linalg.solve`` in float64 (100 points are cheap; float64 keeps near-coincident
-    landmarks — a closed mouth's inner lips — solvable); the grid evaluation is a float32 matmul.
+    It is :func:`didlearn.spline.thin_plate_spline` from the control points ``kp`` to the
+    targets ``ks``, plus the anchors that map to themselves.
 
     Args:
         source_kp: (N, 2) or (B, N, 2) photo keypoints ``ks`` (pixels).
@@ -194,8 +170,9 @@ def tps_flow(
         height, width: flow size.
         anchors: add ``4 * per_side`` fixed border points (zero displacement) so the background
             stays still; without them the spline extrapolates (affinely) to the whole frame.
-        regularization: λ added to K's diagonal (0 = interpolate exactly; > 0 = smoothing spline,
-            needed only if two different target keypoints coincide exactly).
+        regularization: λ added to K's diagonal in normalised coordinates. The default
+            :data:`TPS_SMOOTHING` is the smoothing spline every face warp uses (the exact one is
+            singular on blinks); pass 0.0 to interpolate the keypoints exactly.
         step: evaluate every ``step`` pixels, then interpolate bilinearly (``step=4`` is ~5x
             faster and smooth motions barely change; no longer exact at the keypoints).
 
@@ -211,70 +188,12 @@ def tps_flow(
     b = tf.maximum(tf.shape(ks)[0], tf.shape(kp)[0])
     ks = tf.broadcast_to(ks, tf.stack([b, tf.shape(ks)[1], 2]))
     kp = tf.broadcast_to(kp, tf.stack([b, tf.shape(kp)[1], 2]))
-    grid, (hs, ws), scale, centre = _grid(int(height), int(width), int(step))
     if anchors:
         anc = tf.constant(border_anchors(height, width, per_side))[None]
         anc = tf.tile(anc, tf.stack([b, 1, 1]))
         ks = tf.concat([ks, anc], axis=1)
         kp = tf.concat([kp, anc], axis=1)
-    c = (kp - centre) / scale  # control points (output frame), normalised
-    v = (ks - centre) / scale  # values at the control points (photo positions), normalised
-    weights = _solve_tps(c, v, regularization)  # (B, N+3, 2) float32
-    flow = _evaluate(tf.constant(grid), c, weights) * scale  # (B, h*w, 2) normalised -> pixels
-    flow = tf.reshape(flow, tf.stack([b, hs, ws, 2]))
-    if step > 1:
-        # bilinear upsampling as two small matmuls; the coarse corners are the image's corners
-        ry = tf.constant(_interp_matrix(hs, int(height)))
-        rx = tf.constant(_interp_matrix(ws, int(width)))
-        flow = tf.einsum("yi,bijc,xj->byxc", ry, flow, rx)
-    return flow
-
-
-@functools.lru_cache(maxsize=8)
-def _interp_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) linear-interpolation weights from n_in samples spanning the same end points."""
-    if n_in == n_out:
-        return np.eye(n_out, dtype=np.float32)
-    pos = np.linspace(0, n_in - 1, n_out)
-    i0 = np.minimum(np.floor(pos).astype(int), n_in - 2)
-    frac = pos - i0
-    m = np.zeros((n_out, n_in), dtype=np.float32)
-    m[np.arange(n_out), i0] = 1 - frac
-    m[np.arange(n_out), i0 + 1] = frac
-    return m
-
-
-def _solve_tps(c: tf.Tensor, v: tf.Tensor, regularization: float) -> tf.Tensor:
-    """Weights (B, N+3, 2) ``[w; a]`` of the spline of displacements (c_i -> v_i - c_i)."""
-    c64, v64 = tf.cast(c, tf.float64), tf.cast(v, tf.float64)
-    n = tf.shape(c64)[1]
-    d2 = tf.reduce_sum((c64[:, :, None] - c64[:, None, :]) ** 2, axis=-1)
-    k = _tps_kernel(d2) + regularization * tf.eye(n, dtype=tf.float64)
-    p = tf.concat([tf.ones_like(c64[..., :1]), c64], axis=-1)  # (B, N, 3)
-    top = tf.concat([k, p], axis=2)
-    bottom = tf.concat([tf.transpose(p, [0, 2, 1]), tf.zeros_like(k[:, :3, :3])], axis=2)
-    system = tf.concat([top, bottom], axis=1)  # (B, N+3, N+3)
-    # fit the displacement v - c, not the position v: same spline minus the identity, but its
-    # weights scale with the motion, so float32 evaluation does not cancel large terms
-    rhs = tf.concat([v64 - c64, tf.zeros_like(v64[:, :3])], axis=1)  # (B, N+3, 2)
-    return tf.cast(tf.linalg.solve(system, rhs), tf.float32)
-
-
-@tf.function(jit_compile=True, reduce_retracing=True)
-def _evaluate(g: tf.Tensor, c: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
-    """Displacement f(p) - p at the (M, 2) grid points ``g``: U(|p - c|) @ w + [1 p] @ a.
-
-    XLA-compiled: it fuses the (B, M, N) distance/log/product chain into one pass, 3x faster on
-    CPU than op-by-op (about 8 ms instead of 30 ms for 256x256 and 100 points).
-    """
-    # direct differences, not |p|² + |c|² - 2 p·c: no cancellation near the control points, and
-    # XLA fuses the (B, M, N, 2) difference into the kernel without storing it
-    d = g[None, :, None, :] - c[:, None, :, :]
-    r2 = tf.reduce_sum(d * d, axis=-1)
-    n = tf.shape(c)[1]
-    f = tf.matmul(_tps_kernel(r2), weights[:, :n])  # (B, M, 2)
-    aff = weights[:, n:]  # (B, 3, 2)
-    return f + aff[:, :1] + tf.einsum("md,bde->bme", g, aff[:, 1:])
+    return thin_plate_spline(kp, ks, height, width, regularization, step)
 
 
 def _gradient(f: tf.Tensor, axis: int) -> tf.Tensor:
@@ -291,10 +210,6 @@ def area_ratio_tensor(flow: tf.Tensor) -> tf.Tensor:
     flow = tf.cast(flow, tf.float32)
     d_dy, d_dx = _gradient(flow, 1), _gradient(flow, 2)
     return (1 + d_dx[..., 0]) * (1 + d_dy[..., 1]) - d_dy[..., 0] * d_dx[..., 1]
-
-
-#: dlib landmarks around the face: the jaw line (0-16), then the brows back from right to left.
-FACE_OUTLINE = (*range(17), *range(26, 16, -1))
 
 
 def inside_polygon(polygon: tf.Tensor, height: int, width: int) -> tf.Tensor:
@@ -372,8 +287,6 @@ def warp_sequence(
     Returns:
         (T, H, W, 3) float32 frames in [0, 1].
     """
-    from .flow import warp
-
     img = tf.convert_to_tensor(np.asarray(image, dtype=np.float32))[None]
     h, w = int(img.shape[1]), int(img.shape[2])
     kps = np.asarray(target_kps, dtype=np.float32)

@@ -6,9 +6,10 @@ the neutral face (relative transfer borrows only the displacement ``kd_t - kd_0`
 
 They are generated, not recorded:
 
-* head motion (``nod`` = pitch, ``turn`` = yaw, ``tilt`` = roll) lifts the 2-D landmarks onto a
-  3-D head (an ellipsoid for the face plus a nose that sticks out), rotates them about a pivot in
-  the neck, and projects them back orthographically;
+* head motion (``nod`` = pitch, ``turn`` = yaw, ``tilt`` = roll) lifts the 2-D landmarks onto the
+  3-D head of :mod:`didlearn.head` (an ellipsoid for the face plus a nose that sticks out),
+  rotates them about a pivot in the neck, and projects them back orthographically
+  (:func:`rotate_head`, importable from here too);
 * ``blink`` closes the eyelids (upper lid down to the lower one) with the fast-close / slower-open
   profile of a real blink (about 100 ms + 150 ms);
 * ``smile`` pulls the mouth corners out and up and opens the lips slightly;
@@ -27,31 +28,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-#: dlib 68-point index of each point's mirror image (left <-> right).
-MIRROR = np.array(
-    list(range(16, -1, -1))  # jaw
-    + list(range(26, 16, -1))  # brows
-    + [27, 28, 29, 30]  # nose bridge
-    + [35, 34, 33, 32, 31]  # nostrils
-    + [45, 44, 43, 42, 47, 46]  # right eye -> left eye
-    + [39, 38, 37, 36, 41, 40]  # left eye -> right eye
-    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]  # outer lips
-    + [64, 63, 62, 61, 60, 67, 66, 65]  # inner lips
-)
-
-# eyelids: (upper lid, lower lid it closes onto) for both eyes
-_LIDS = ((37, 41), (38, 40), (43, 47), (44, 46))
-_NOSE_DEPTH = {
-    27: 0.12,
-    28: 0.2,
-    29: 0.3,
-    30: 0.42,
-    31: 0.18,
-    32: 0.24,
-    33: 0.3,
-    34: 0.24,
-    35: 0.18,
-}
+from .head import rotate_head
+from .landmarks import LIDS, MIRROR
 
 #: natural amplitudes at intensity 1 (degrees for rotations, fractions for the rest)
 AMPLITUDES = {"nod": 12.0, "turn": 22.0, "tilt": 10.0, "blink": 1.0, "smile": 1.0}
@@ -110,65 +88,8 @@ def _hold(t: np.ndarray, duration: float, rise: float = 0.25) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# Geometry: 3-D head rotation, eyelids, mouth
+# Geometry: eyelids, mouth (the 3-D head rotation is didlearn.head.rotate_head)
 # --------------------------------------------------------------------------------------------
-
-
-def _face_frame(base: np.ndarray) -> tuple[np.ndarray, float]:
-    """Centre (between the jaw ends, at eye height) and half-width of the face."""
-    half = 0.5 * float(np.linalg.norm(base[16] - base[0]))
-    centre = np.array([(base[0, 0] + base[16, 0]) / 2, base[36:48, 1].mean()])
-    return centre, max(half, 1e-6)
-
-
-def head_points_3d(base: np.ndarray) -> np.ndarray:
-    """Lift (68, 2) landmarks to (68, 3): depth of an ellipsoidal head plus a protruding nose.
-
-    z points towards the camera, in pixels; the face outline (jaw) has z ≈ 0 at its ends.
-    """
-    centre, half = _face_frame(base)
-    u = (base[:, 0] - centre[0]) / half
-    v = (base[:, 1] - centre[1]) / (1.6 * half)
-    z = 0.8 * half * np.sqrt(np.clip(1.0 - u**2 - 0.5 * v**2, 0.0, None))
-    for i, d in _NOSE_DEPTH.items():
-        z[i] += d * half
-    return np.column_stack([base, z])
-
-
-def _rotation(pitch: float, yaw: float, roll: float) -> np.ndarray:
-    """3x3 rotation (degrees): roll about the view axis, yaw about vertical, pitch about horizontal.
-
-    Image axes: x right, y down, z towards the camera. Positive pitch lowers the chin (a nod),
-    positive yaw turns the face to the image's right, positive roll tilts it clockwise.
-    """
-    p, y, r = np.radians([pitch, yaw, roll])
-    rx = np.array([[1, 0, 0], [0, np.cos(p), np.sin(p)], [0, -np.sin(p), np.cos(p)]])
-    ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
-    rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
-    return rz @ ry @ rx
-
-
-def rotate_head(base: np.ndarray, pitch, yaw, roll) -> np.ndarray:
-    """Landmarks of the head rotated by per-frame angles (degrees), orthographic projection.
-
-    The pivot is inside the head behind the face and a little below its centre (about where the
-    neck turns it), so a nod also moves the face down a little, as a real one does.
-
-    Args:
-        base: (68, 2) neutral landmarks.
-        pitch, yaw, roll: (T,) angles in degrees (scalars broadcast).
-
-    Returns:
-        (T, 68, 2) float32.
-    """
-    pts = head_points_3d(np.asarray(base, np.float64))
-    centre, half = _face_frame(base)
-    pivot = np.array([centre[0], centre[1] + 0.6 * half, -0.9 * half])
-    pitch, yaw, roll = np.broadcast_arrays(*(np.atleast_1d(a) for a in (pitch, yaw, roll)))
-    out = np.empty((len(pitch), len(pts), 2))
-    for i, (p, y, r) in enumerate(zip(pitch, yaw, roll, strict=True)):
-        out[i] = ((pts - pivot) @ _rotation(p, y, r).T + pivot)[:, :2]
-    return out.astype(np.float32)
 
 
 def close_eyes(frames: np.ndarray, closure: np.ndarray) -> np.ndarray:
@@ -180,7 +101,7 @@ def close_eyes(frames: np.ndarray, closure: np.ndarray) -> np.ndarray:
     """
     out = np.array(frames, dtype=np.float32, copy=True)
     c = np.asarray(closure, dtype=np.float32)[:, None]
-    for up, low in _LIDS:
+    for up, low in LIDS:
         gap = out[:, low] - out[:, up]
         out[:, up] += 0.83 * c * gap
         out[:, low] -= 0.12 * c * gap

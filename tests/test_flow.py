@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from didlearn import flow as fl
+from didlearn import flow_estimators as fe
 from didlearn.errors import InvalidFlowError
 
 
@@ -245,35 +246,54 @@ def test_thin_plate_flow_interpolates_its_control_points():
         np.testing.assert_allclose(flow[y, x], d, atol=1e-6)
 
 
+def test_the_spline_is_one_for_numpy_and_tensorflow():
+    from didlearn import spline
+
+    rng = np.random.default_rng(4)
+    pts = rng.uniform(5, 45, (12, 2))
+    disp = rng.uniform(-3, 3, (12, 2))
+    exact = fl.thin_plate_flow(pts, disp, (40, 50))
+    assert exact.shape == (40, 50, 2) and exact.dtype == np.float32
+    np.testing.assert_array_equal(spline.thin_plate_spline_numpy(pts, disp, (40, 50)), exact)
+    # the float32 TensorFlow spline (the one chapter 3 differentiates) agrees with it
+    tf_field = spline.thin_plate_spline(pts, pts + disp, 40, 50)
+    assert tf_field.shape == (1, 40, 50, 2) and tf_field.dtype == tf.float32
+    np.testing.assert_allclose(tf_field[0].numpy(), exact, atol=1e-3)
+    coarse = spline.thin_plate_spline_numpy(pts, disp, (40, 50), step=4)
+    assert np.abs(coarse - exact).mean() < 0.05
+    smooth = spline.thin_plate_spline_numpy(pts, disp, (40, 50), regularization=1e-2)
+    assert 0.01 < np.abs(smooth - exact).max() < 3
+
+
 # ---------------------------------------------------------------------------- estimators
 
 
 def test_opencv_estimators_follow_the_backward_convention():
     i1, i2, gt = fl.synthetic_pair("affine", size=(64, 80), seed=1)
-    for est in (fl.dis_flow, fl.farneback_flow):
+    for est in (fe.dis_flow, fe.farneback_flow):
         flow = est(i1, i2)
         assert flow.shape == (64, 80, 2) and flow.dtype == np.float32
         assert fl.endpoint_error(flow, gt) < 0.5 < fl.endpoint_error(-flow, gt)
-    if not fl.has_tvl1():
+    if not fe.has_tvl1():
         with pytest.raises(RuntimeError, match="contrib"):
-            fl.tvl1_flow(i1, i2)
+            fe.tvl1_flow(i1, i2)
 
 
 def test_variational_estimator_reaches_small_epe_on_a_synthetic_pair():
     i1, i2, gt = fl.synthetic_pair("smooth", size=(64, 80), seed=5)
-    flow, losses = fl.estimate_flow_variational(i1, i2, return_loss=True)
+    flow, losses = fe.estimate_flow_variational(i1, i2, return_loss=True)
     assert flow.shape == (64, 80, 2) and flow.dtype == np.float32
     assert fl.endpoint_error(np.zeros_like(gt), gt) > 1.0
     assert fl.endpoint_error(flow, gt) < 0.15
     assert losses.ndim == 1 and losses[-1] < losses[0]
     # the edge-aware options (edge-weighted smoothness, weighted median) also converge
-    other = fl.estimate_flow_variational(i1, i2, edge_weight=3.0, weighted_median=0.05)
+    other = fe.estimate_flow_variational(i1, i2, edge_weight=3.0, weighted_median=0.05)
     assert fl.endpoint_error(other, gt) < 0.15
 
 
 def test_estimators_reject_bad_images():
     a = _image(20, 30)
-    for est in (fl.dis_flow, fl.farneback_flow, fl.estimate_flow_variational):
+    for est in (fe.dis_flow, fe.farneback_flow, fe.estimate_flow_variational):
         with pytest.raises(InvalidFlowError, match="differ in size"):
             est(a, _image(20, 31))
         with pytest.raises(InvalidFlowError, match="H, W"):
@@ -361,8 +381,6 @@ def test_forward_warp_leaves_holes_backward_does_not():
 
 
 def test_weighted_median_is_a_median_that_keeps_image_edges():
-    from didlearn import flow_estimators as fe
-
     rng = np.random.default_rng(6)
     flow = rng.normal(size=(30, 40, 2)).astype(np.float32)
     gray = rng.random((30, 40)).astype(np.float32)

@@ -42,7 +42,7 @@ def reference_tps(ks, kp, height, width):
 def test_tps_matches_a_float64_reference(face_kp):
     rng = np.random.default_rng(5)
     kp = face_kp + rng.normal(0, 2, face_kp.shape).astype(np.float32)
-    got = motion.tps_flow(face_kp, kp, 72, 96).numpy()[0]
+    got = motion.tps_flow(face_kp, kp, 72, 96, regularization=0.0).numpy()[0]
     np.testing.assert_allclose(got, reference_tps(face_kp, kp, 72, 96), atol=1e-2)
 
 
@@ -50,7 +50,8 @@ def test_tps_passes_exactly_through_its_control_points(face_kp):
     rng = np.random.default_rng(1)
     kp = face_kp + rng.integers(-4, 5, face_kp.shape).astype(np.float32)
     ks = kp + rng.integers(-4, 5, kp.shape).astype(np.float32)
-    flow = motion.tps_flow(ks, kp, 129, 129).numpy()  # 129: the 8 anchors per side are pixels
+    # 129: the 8 anchors per side are pixels
+    flow = motion.tps_flow(ks, kp, 129, 129, regularization=0.0).numpy()
     assert flow.shape == (1, 129, 129, 2) and flow.dtype == np.float32
     at = flow[0, kp[:, 1].astype(int), kp[:, 0].astype(int)]
     np.testing.assert_allclose(at, ks - kp, atol=0.01)
@@ -121,6 +122,21 @@ def test_tps_survives_coinciding_keypoints(face_kp):
     kp[1] = kp[0]  # e.g. a closed mouth: upper and lower inner lip on the same pixel
     flow = motion.tps_flow(face_kp, kp, 64, 64, regularization=1e-6).numpy()
     assert np.isfinite(flow).all()
+
+
+def test_tps_is_the_smoothing_spline_by_default(face_kp):
+    rng = np.random.default_rng(7)
+    kp = face_kp + rng.normal(0, 2, face_kp.shape).astype(np.float32)
+    default = motion.tps_flow(face_kp, kp, 128, 128).numpy()
+    smooth = motion.tps_flow(face_kp, kp, 128, 128, regularization=motion.TPS_SMOOTHING).numpy()
+    exact = motion.tps_flow(face_kp, kp, 128, 128, regularization=0.0).numpy()
+    np.testing.assert_array_equal(default, smooth)
+    assert np.abs(default - exact).max() > 0.1  # it does smooth ...
+    at = default[0, np.round(kp[:, 1]).astype(int), np.round(kp[:, 0]).astype(int)]
+    assert np.abs(at - (face_kp - kp)).mean() < 1.5  # ... and still moves the keypoints
+    closed = kp.copy()
+    closed[1] = closed[0]  # a blink: two different photo points on one pixel
+    assert np.isfinite(motion.tps_flow(face_kp, closed, 64, 64).numpy()).all()
 
 
 def test_zero_driving_motion_transfers_to_zero_motion(face_kp):

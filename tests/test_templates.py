@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from didlearn import templates
-from didlearn.faces import JAW, LEFT_EYE, MOUTH, RIGHT_EYE
+from didlearn.landmarks import JAW, LEFT_EYE, MIRROR, MOUTH, RIGHT_EYE
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +15,7 @@ def base():
 def test_canonical_face_is_symmetric_and_inside_the_crop(base):
     assert base.shape == (68, 2)
     assert (base >= 0).all() and (base < 256).all()
-    mirrored = base[templates.MIRROR] * [-1, 1] + [2 * base[:, 0].mean(), 0]
+    mirrored = base[MIRROR] * [-1, 1] + [2 * base[:, 0].mean(), 0]
     np.testing.assert_allclose(mirrored, base, atol=1e-3)
 
 
@@ -99,3 +99,21 @@ def test_bad_arguments_are_explained(base):
         templates.make_template("nod", duration=0, base=base)
     with pytest.raises(ValueError, match=r"\(68, 2\)"):
         templates.make_template("nod", base=base[:5])
+
+
+def test_the_head_model_is_one_for_templates_and_puppet(base):
+    from didlearn import head
+    from didlearn.widgets import motion as wm
+
+    assert templates.rotate_head is head.rotate_head
+    rot = head.rotation(12.0, -20.0, 5.0)
+    np.testing.assert_allclose(rot @ rot.T, np.eye(3), atol=1e-12)
+    # the nose sticks out of the face on both parameter sets
+    z = head.head_points_3d(base)[:, 2]
+    assert z[30] > z[[36, 45, 48, 54]].max()
+    size = float(max(base.max(0) - base.min(0)))
+    np.testing.assert_array_equal(head.rotate_sphere(base, size, 0.0, 0.0), base)
+    # the puppet's turn is the sphere model's: its pivot is the face front, so the nose stays put
+    turned = wm.move_landmarks(base, turn=15.0)
+    np.testing.assert_allclose(turned, head.rotate_sphere(base, size, 15.0, 0.0), atol=1e-4)
+    assert np.abs(turned[30] - base[30]).max() < 0.1 * size

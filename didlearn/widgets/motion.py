@@ -8,7 +8,8 @@ slider values to the 68 landmarks, :func:`puppet_frame` computes the flow and th
 Slider units: ``eyebrows``, ``mouth_corners`` and ``jaw`` in percent of the face size (the larger
 side of the landmarks' box); ``eyelids`` from 0 (open) to 1 (closed); ``turn`` (yaw, positive =
 the face turns to the image's right) and ``nod`` (pitch, positive = chin down) in degrees, through
-a rough 3-D head model (landmarks on a sphere, the nose sticking out).
+the 3-D head model of :mod:`didlearn.head` (:func:`~didlearn.head.rotate_sphere`: landmarks on
+a sphere, the nose sticking out).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import numpy as np
 
 from .. import flow as fl
 from .. import motion as mo
+from ..head import rotate_sphere
+from ..landmarks import JAW, LEFT_BROW, LIDS, MOUTH, RIGHT_BROW
 
 __all__ = [
     "PUPPET_DEFAULTS",
@@ -37,40 +40,11 @@ PUPPET_DEFAULTS = {
     "nod": 0.0,  # pitch, degrees
 }
 
-# upper and lower eyelid points of each eye (iBUG order), paired top-to-bottom
-_LIDS = ((37, 41), (38, 40), (43, 47), (44, 46))
 _MOUTH_CORNERS = (48, 54, 60, 64)
 # how much each jaw/lower-lip point follows the chin (1 = chin, 0 = fixed hinge near the ears)
 _JAW_WEIGHTS = np.sin(np.linspace(0, np.pi, 17)) ** 2
 _LOWER_LIP = (55, 56, 57, 58, 59, 65, 66, 67)
-
-
-def _depth(kp: np.ndarray, size: float) -> np.ndarray:
-    """Rough depth (N,) of each landmark: a sphere of radius 0.75 * face size, nose 0.12 closer."""
-    c = (kp.min(axis=0) + kp.max(axis=0)) / 2
-    r = 0.75 * size
-    d2 = ((kp - c) ** 2).sum(axis=1)
-    z = np.sqrt(np.maximum(r * r - d2, 0.0))
-    bump = np.zeros(len(kp))
-    bump[27:31] = np.linspace(0.03, 0.12, 4)  # the bridge rises to the tip
-    bump[31:36] = 0.07
-    return z + bump * size
-
-
-def _rotate_head(kp: np.ndarray, size: float, yaw: float, pitch: float) -> np.ndarray:
-    """Orthographic projection of the landmarks after turning the head model (degrees)."""
-    if yaw == 0 and pitch == 0:
-        return kp
-    c = (kp.min(axis=0) + kp.max(axis=0)) / 2
-    x, y = kp[:, 0] - c[0], kp[:, 1] - c[1]
-    z = _depth(kp, size)
-    a, b = np.radians(yaw), np.radians(pitch)
-    x, z = x * np.cos(a) + z * np.sin(a), -x * np.sin(a) + z * np.cos(a)
-    y = y * np.cos(b) + z * np.sin(b)
-    # keep the face where it was: only the turn, not the sphere centre's swing, is shown
-    z0 = 0.75 * size
-    shift = np.array([z0 * np.sin(a), z0 * np.cos(a) * np.sin(b)])
-    return np.stack([x, y], axis=1) + c - shift
+_BROWS = slice(RIGHT_BROW.start, LEFT_BROW.stop)
 
 
 def move_landmarks(kp: np.ndarray, **sliders: float) -> np.ndarray:
@@ -87,22 +61,23 @@ def move_landmarks(kp: np.ndarray, **sliders: float) -> np.ndarray:
         raise ValueError(f"the puppet needs the 68 dlib landmarks (68, 2); got {out.shape}")
     size = float(max(out.max(axis=0) - out.min(axis=0)))
     unit = size / 100.0
-    out[17:27, 1] -= v["eyebrows"] * unit
-    for top, bottom in _LIDS:
+    out[_BROWS, 1] -= v["eyebrows"] * unit
+    for top, bottom in LIDS:
         # upper lid goes down towards the lower one; closed = both meet near the lower lid
         out[top] += 0.85 * v["eyelids"] * (out[bottom] - out[top])
-    centre_x = out[48:68, 0].mean()
+    centre_x = out[MOUTH, 0].mean()
     for i in _MOUTH_CORNERS:
         out[i, 1] -= v["mouth_corners"] * unit
         out[i, 0] += 0.5 * v["mouth_corners"] * unit * np.sign(out[i, 0] - centre_x)
-    out[0:17, 1] += v["jaw"] * unit * _JAW_WEIGHTS
+    out[JAW, 1] += v["jaw"] * unit * _JAW_WEIGHTS
     out[list(_LOWER_LIP), 1] += v["jaw"] * unit
-    out = _rotate_head(out, size, v["turn"], v["nod"])
+    out = rotate_sphere(out, size, v["turn"], v["nod"])
     return out.astype(np.float32)
 
 
 def puppet_frame(image: np.ndarray, kp: np.ndarray, **sliders: float) -> dict[str, np.ndarray]:
-    """Move the landmarks, build the thin-plate flow and warp the face.
+    """Move the landmarks, build the thin-plate flow (``motion.tps_flow``, smoothed by
+    ``motion.TPS_SMOOTHING`` like every face warp) and warp the face.
 
     Args:
         image: (H, W, 3) float32 face crop (e.g. ``crop_face(...).image``).
