@@ -24,8 +24,10 @@ import tensorflow as tf
 from .. import generator
 from ..motion import area_ratio_tensor, outside_face
 
+#: :func:`generator.forward`'s output: ``frame``, ``flow``, ``colour``, ``mask`` tensors.
+Outputs = Mapping[str, tf.Tensor]
 #: ``(out, target, ks, kd, weights) -> scalar``: see the module docstring.
-LossFn = Callable[[Mapping[str, tf.Tensor], tf.Tensor, tf.Tensor, tf.Tensor, Any], tf.Tensor]
+LossFn = Callable[[Outputs, tf.Tensor, tf.Tensor, tf.Tensor, Any], tf.Tensor]
 
 
 @dataclass(frozen=True)
@@ -96,14 +98,33 @@ def fold_loss(flow: tf.Tensor, landmarks: tf.Tensor | None = None) -> tf.Tensor:
     return tf.reduce_mean(folded)
 
 
-@loss_term("l1", 1.0, "mean |frame - driving| (pixels in [0, 1])", "l1", 2, 0.1, always=True)
-def l1_term(out, target, ks, kd, weights) -> tf.Tensor:
+@loss_term(
+    "l1",
+    default=1.0,
+    description="mean |frame - driving| (pixels in [0, 1])",
+    short="l1",
+    top=2,
+    step=0.1,
+    always=True,
+)
+def l1_term(
+    out: Outputs, target: tf.Tensor, ks: tf.Tensor, kd: tf.Tensor, weights: LossWeights
+) -> tf.Tensor:
     """Pixel L1 of the output frame."""
     return tf.reduce_mean(tf.abs(tf.cast(out["frame"], tf.float32) - target))
 
 
-@loss_term("perceptual", 0.1, "VGG pyramid distance of frame and driving", "perc", 1, 0.05)
-def perceptual_term(out, target, ks, kd, weights) -> tf.Tensor:
+@loss_term(
+    "perceptual",
+    default=0.1,
+    description="VGG pyramid distance of frame and driving",
+    short="perc",
+    top=1,
+    step=0.05,
+)
+def perceptual_term(
+    out: Outputs, target: tf.Tensor, ks: tf.Tensor, kd: tf.Tensor, weights: LossWeights
+) -> tf.Tensor:
     """Chapter 1's VGG pyramid distance (``features.perceptual_distance``) at
     ``weights.perceptual_scales``."""
     from ..features import perceptual_distance
@@ -112,8 +133,17 @@ def perceptual_term(out, target, ks, kd, weights) -> tf.Tensor:
     return perceptual_distance(frame, target, scales=weights.perceptual_scales)
 
 
-@loss_term("keypoint", 10.0, "mean |kd + F(kd) - ks| / S of the refined flow", "kp", 50, 1)
-def keypoint_term(out, target, ks, kd, weights) -> tf.Tensor:
+@loss_term(
+    "keypoint",
+    default=10.0,
+    description="mean |kd + F(kd) - ks| / S of the refined flow",
+    short="kp",
+    top=50,
+    step=1,
+)
+def keypoint_term(
+    out: Outputs, target: tf.Tensor, ks: tf.Tensor, kd: tf.Tensor, weights: LossWeights
+) -> tf.Tensor:
     """The refined backward flow must carry every target landmark back onto the photo's.
 
     The output's landmarks then sit at the driving landmarks, and the refiner cannot trade face
@@ -122,8 +152,17 @@ def keypoint_term(out, target, ks, kd, weights) -> tf.Tensor:
     return keypoint_loss(tf.cast(out["flow"], tf.float32), ks, kd)
 
 
-@loss_term("colour", 0.5, "mean |C - driving| of the decoder's painting C", "colour", 2, 0.1)
-def colour_term(out, target, ks, kd, weights) -> tf.Tensor:
+@loss_term(
+    "colour",
+    default=0.5,
+    description="mean |C - driving| of the decoder's painting C",
+    short="colour",
+    top=2,
+    step=0.1,
+)
+def colour_term(
+    out: Outputs, target: tf.Tensor, ks: tf.Tensor, kd: tf.Tensor, weights: LossWeights
+) -> tf.Tensor:
     """The painting ``C`` judged on its own.
 
     In the frame ``M·warp + (1-M)·C`` the painting only counts where the mask lets it, and the
@@ -133,8 +172,17 @@ def colour_term(out, target, ks, kd, weights) -> tf.Tensor:
     return tf.reduce_mean(tf.abs(tf.cast(out["colour"], tf.float32) - target))
 
 
-@loss_term("paint", 0.05, "mean (1 - M): a price on every painted pixel", "paint", 0.5, 0.01)
-def paint_term(out, target, ks, kd, weights) -> tf.Tensor:
+@loss_term(
+    "paint",
+    default=0.05,
+    description="mean (1 - M): a price on every painted pixel",
+    short="paint",
+    top=0.5,
+    step=0.01,
+)
+def paint_term(
+    out: Outputs, target: tf.Tensor, ks: tf.Tensor, kd: tf.Tensor, weights: LossWeights
+) -> tf.Tensor:
     """``mean (1 - M)``: a price on painting.
 
     ``C`` is smooth (the decoder works at half resolution), so blending it in a little almost
@@ -147,8 +195,17 @@ def paint_term(out, target, ks, kd, weights) -> tf.Tensor:
 
 # off by default: a stage trained with fold = 10 removed the shipped model's folds, but the mask
 # painted the uncovered background blurrily instead, and AKD got worse (MODEL_CARD)
-@loss_term("fold", 0.0, "folded warp beside the face (fold_loss)", "fold", 50, 1)
-def fold_term(out, target, ks, kd, weights) -> tf.Tensor:
+@loss_term(
+    "fold",
+    default=0.0,
+    description="folded warp beside the face (fold_loss)",
+    short="fold",
+    top=50,
+    step=1,
+)
+def fold_term(
+    out: Outputs, target: tf.Tensor, ks: tf.Tensor, kd: tf.Tensor, weights: LossWeights
+) -> tf.Tensor:
     """:func:`fold_loss` of the refined flow, priced beside the driving face only."""
     return fold_loss(out["flow"], kd)
 
@@ -176,7 +233,7 @@ DEFAULT_WEIGHTS = LossWeights()
 
 
 def compute_losses(
-    out: Mapping[str, tf.Tensor],
+    out: Outputs,
     target: tf.Tensor,
     ks: tf.Tensor,
     kd: tf.Tensor,
