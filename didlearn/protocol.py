@@ -131,20 +131,16 @@ def prepare_self_reenactment(
 ) -> ReenactmentClip:
     """The photo crop, its keypoints, the true crops and their keypoints of one clip.
 
-    Every frame is cropped with the FIRST frame's square (same matrix, same anti-alias blur), so
-    head motion counts. ``every``: keep every ``every``-th later frame (the metrics cost ~1 s per
-    frame and method on 2 CPU cores; a sample of frames measures the same).
+    Every frame is cropped with the FIRST frame's square (:func:`reenactment.crop_clip`, the
+    recipe training uses too), so head motion counts. ``every``: keep every ``every``-th later
+    frame (the metrics cost ~1 s per frame and method on 2 CPU cores; a sample of frames
+    measures the same).
     """
-    from . import data, faces
+    from .reenactment import crop_clip
 
-    video = data.read_video(path, max_frames=max_frames)
-    track = faces.track_landmarks(video.frames, smoothing=False, fps=video.fps)
-    lm0 = track.landmarks[0]
-    first = faces.crop_face(video.frames[0], lm0, size)
-    later = list(range(1, len(video.frames), every))
-    truth = np.stack([faces.crop_face(video.frames[i], lm0, size).image for i in later])
+    crops = crop_clip(path, size, max_frames=max_frames, every=every)
     return ReenactmentClip(
-        first.image, first.to_crop(lm0), truth, first.to_crop(track.landmarks[later])
+        crops.frames[0], crops.landmarks[0], crops.frames[1:], crops.landmarks[1:]
     )
 
 

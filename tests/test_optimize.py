@@ -1,13 +1,15 @@
 """Gradient optimization: losses, augmentation, tf.data pairs, train steps, fit, fine-tuning."""
 
 import dataclasses
+import json
 import re
+import types
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from didlearn import data, faces, generator, motion, optimize
+from didlearn import data, faces, generator, landmarks, motion, optimize
 
 SMALL = generator.GeneratorConfig(size=64)
 #: Coarse perceptual scales only: a 64 px crop at 1/8 is the smallest VGG input worth having.
@@ -27,7 +29,7 @@ def _batch(clip, pairs):
 
 
 def test_mirror_permutation_is_an_involution():
-    m = optimize.MIRROR_68
+    m = landmarks.MIRROR
     assert sorted(m) == list(range(68))
     np.testing.assert_array_equal(m[m], np.arange(68))
     assert m[36] == 45 and m[48] == 54 and m[30] == 30 and m[0] == 16
@@ -59,7 +61,7 @@ def test_augmentation_moves_landmarks_with_the_pixels():
         yy, xx = np.unravel_index(np.argmax(a), a.shape)
         assert a[yy, xx] > 0.5  # the dot survived
         # unflipped it is landmark 36; flipped, the mirror order puts it at 45
-        near = [np.hypot(*(k[i] - [xx, yy])) for i in (36, optimize.MIRROR_68[36])]
+        near = [np.hypot(*(k[i] - [xx, yy])) for i in (36, landmarks.MIRROR[36])]
         assert min(near) < 1.5, (seed, near)
         np.testing.assert_allclose(a, b.numpy().mean(axis=-1), atol=1e-6)  # same change
 
@@ -131,6 +133,39 @@ def test_losses_vanish_for_the_right_answer(clip):
     assert np.isclose(float(folded["total"]) - float(unpriced["total"]), expected, rtol=1e-4)
 
 
+def test_loss_weights_and_parsing_come_from_the_registry():
+    fields = {f.name for f in dataclasses.fields(optimize.LossWeights)}
+    assert fields == set(optimize.LOSS_TERMS) | {"perceptual_scales"}
+    assert all(getattr(optimize.LossWeights(), t.name) == t.default
+               for t in optimize.LOSS_TERMS.values())
+    assert list(optimize.LOSS_TERMS)[:2] == ["l1", "perceptual"]  # the log's column order
+    assert optimize.describe_losses().count("\n") == len(optimize.LOSS_TERMS) - 1
+
+
+def test_a_registered_term_enters_compute_losses(clip, monkeypatch):
+    """Adding a loss term is one function plus one registration."""
+    src, drv, ks, kd = _batch(clip, [(0, 5)])
+    out = {
+        "frame": src,
+        "flow": tf.zeros((1, 64, 64, 2)),
+        "colour": src,
+        "mask": tf.ones_like(drv[..., :1]),
+    }
+    base = optimize.compute_losses(out, drv, ks, kd, FAST)
+    monkeypatch.setattr(optimize.losses, "LOSS_TERMS", dict(optimize.LOSS_TERMS))
+    with pytest.raises(ValueError, match="registered already"):
+        optimize.loss_term("l1", 1.0, "again", "l1", 1, 0.1)(lambda *a: 0.0)
+
+    @optimize.loss_term("dummy", 0.5, "a constant 2", "dm", 1, 0.1)
+    def dummy(out, target, ks, kd, weights):
+        return tf.constant(2.0)
+
+    weights = types.SimpleNamespace(**dataclasses.asdict(FAST), dummy=0.5)
+    more = optimize.compute_losses(out, drv, ks, kd, weights)
+    assert float(more["dummy"]) == 2.0 and list(more)[-2:] == ["dummy", "total"]
+    assert np.isclose(float(more["total"]), float(base["total"]) + 1.0)
+
+
 def test_pair_dataset_batches_are_reproducible(clip):
     a = next(iter(optimize.pair_dataset([clip], batch=3, seed=4)))
     b = next(iter(optimize.pair_dataset([clip], batch=3, seed=4)))
@@ -177,6 +212,38 @@ def test_fit_logs_checkpoints_and_resumes(clip, tmp_path):
     )
     assert [h["step"] for h in budget] == [6]
     assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("-6")
+
+
+def test_fit_writes_its_whole_configuration(clip, tmp_path):
+    models = generator.build_models(SMALL, seed=1)
+    ds = optimize.pair_dataset([clip], batch=2, seed=0)
+    options = {"seed": 7, "clips": [clip.name]}
+    optimize.fit(models, ds, 1, lr=1e-3, weights=FAST, log_dir=tmp_path, progress=False,
+                 options=options)
+    config = optimize.read_config(tmp_path)
+    assert not list(tmp_path.glob(".*part*"))  # written atomically: no temporary file left
+
+    def as_json(value):
+        return json.loads(json.dumps(value))
+
+    assert config["loss_weights"] == as_json(dataclasses.asdict(FAST))
+    assert config["model_config"] == as_json(dataclasses.asdict(SMALL))
+    assert config["weight_settings"] == generator.weight_settings()
+    training = config["training"]
+    assert training["steps"] == 1 and training["batch"] == 2 and training["start_step"] == 0
+    assert np.isclose(training["lr"], 1e-3) and training["seed"] == 7
+    assert training["clips"] == [clip.name]
+    assert {"tensorflow", "keras", "numpy", "didlearn"} <= set(config["versions"])
+    assert config["versions"]["numpy"] == np.__version__
+    commit = config["git_commit"]
+    assert commit is None or re.fullmatch(r"[0-9a-f]{40}", commit)
+    # a resumed run records where it started
+    optimize.fit(models, ds, 2, weights=FAST, log_dir=tmp_path, progress=False)
+    assert optimize.read_config(tmp_path)["training"]["start_step"] == 1
+
+
+def test_git_state_outside_a_checkout_is_none(tmp_path):
+    assert optimize.logs.git_state(tmp_path) == (None, None)
 
 
 def test_self_pairs_move_landmarks_with_the_image():

@@ -8,8 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from didlearn import generator
-from didlearn.optimize import LossWeights
+from didlearn import generator, optimize
+from didlearn.optimize import LossTerm, LossWeights
 from didlearn.widgets.optimize import TrainRun, draw_runs, run_label, run_steps, train_widget
 
 SIZE = 64
@@ -98,3 +98,30 @@ def test_widget_builds(tiny):
     box = train_widget(models, batch)
     assert len(box.children) == 4
     plt.close("all")
+
+
+def _slider_terms(box) -> list[str]:
+    return [s.description.removeprefix("w ") for s in box.children[1].children]
+
+
+def test_the_sliders_are_the_loss_registry(tiny, monkeypatch):
+    models, batch = tiny
+    box = train_widget(models, batch)
+    assert _slider_terms(box) == list(optimize.LOSS_TERMS)
+    assert [s.value for s in box.children[1].children] == [
+        t.default for t in optimize.LOSS_TERMS.values()
+    ]
+    # a term registered later gets its slider, with its own default and range
+    dummy = LossTerm("dummy", lambda *a: 0.0, 0.25, "a test term", "dm", top=3.0, step=0.5)
+    monkeypatch.setitem(optimize.LOSS_TERMS, "dummy", dummy)
+    box = train_widget(models, batch)
+    assert _slider_terms(box)[-1] == "dummy"
+    slider = box.children[1].children[-1]
+    assert (slider.value, slider.max, slider.step) == (0.25, 3.0, 0.5)
+    plt.close("all")
+
+
+def test_unknown_terms_are_refused(tiny):
+    models, batch = tiny
+    with pytest.raises(ValueError, match="unknown loss term.*l1"):
+        run_steps(models, batch, steps=1, folds=1.0)

@@ -5,8 +5,10 @@ Every run starts from the same models (a copy is trained, the originals never ch
 up on one plot, so the curves of different learning rates or weights can be compared: too small
 a rate barely moves, a good one goes down steadily, too large a rate jumps around or climbs.
 
-The steps run eagerly (no ``tf.function``): no tracing wait before the first step, which is what
-matters for a handful of steps; ``optimize.fit`` compiles the step for long runs.
+The steps are the package's own train step (``optimize.make_train_step``) run eagerly (no
+``tf.function``): no tracing wait before the first step, which is what matters for a handful of
+steps; ``optimize.fit`` compiles the same step for long runs. The loss-weight sliders are the
+terms of the loss registry (``optimize.LOSS_TERMS``): a new term gets its slider by itself.
 
 The callbacks are plain functions, tested without a browser: :func:`run_steps` trains and
 returns a :class:`TrainRun`, :func:`draw_runs` draws the curves and the last output, and
@@ -32,9 +34,9 @@ class TrainRun:
     Attributes:
         lr: Adam learning rate.
         weights: the ``LossWeights`` used.
-        history: one dict per step: the loss terms (``l1``, ``total``, and ``perceptual`` /
-            ``keypoint`` / ``colour`` / ``paint`` / ``fold`` when their weight is not 0) at the
-            weights *before* that step's update, as ``optimize.fit`` records them.
+        history: one dict per step: the loss terms (``l1``, ``total``, and every other term of
+            ``optimize.LOSS_TERMS`` whose weight is not 0) at the weights *before* that step's
+            update, as ``optimize.fit`` records them.
         frame: ``(S, S, 3)`` the output for the batch's first pair after the last step.
         final: the loss terms after the last step (one more forward pass).
         seconds: wall time of the run.
@@ -49,25 +51,15 @@ class TrainRun:
 
 
 def run_label(run: TrainRun) -> str:
-    """A short legend entry, e.g. ``lr 2e-04 | l1 1, perc 0.1, kp 10``."""
-    w = run.weights
-    return (
-        f"lr {run.lr:.0e} | l1 {w.l1:g}, perc {w.perceptual:g}, kp {w.keypoint:g}, "
-        f"colour {w.colour:g}, paint {w.paint:g}, fold {w.fold:g}"
-    )
+    """A short legend entry, e.g. ``lr 2e-04 | l1 1, perc 0.1, kp 10, ...`` (every loss term)."""
+    from ..optimize import LOSS_TERMS
+
+    terms = ", ".join(f"{t.short} {getattr(run.weights, t.name):g}" for t in LOSS_TERMS.values())
+    return f"lr {run.lr:.0e} | {terms}"
 
 
 def run_steps(
-    models,
-    batch: Sequence,
-    steps: int = 10,
-    lr: float = 2e-4,
-    l1: float | None = None,
-    perceptual: float | None = None,
-    keypoint: float | None = None,
-    colour: float | None = None,
-    paint: float | None = None,
-    fold: float | None = None,
+    models, batch: Sequence, steps: int = 10, lr: float = 2e-4, **weights: float | None
 ) -> TrainRun:
     """Train a copy of ``models`` for ``steps`` Adam steps on one fixed batch.
 
@@ -76,14 +68,15 @@ def run_steps(
         batch: ``(source, driving, ks, kd)``: ``(B, S, S, 3)`` frames, ``(B, N, 2)`` landmarks.
         steps: number of updates (at least 1).
         lr: Adam learning rate (> 0).
-        l1, perceptual, keypoint, colour, paint, fold: loss weights (>= 0; 0 leaves a term out;
-            None: ``optimize.LossWeights``' default, the one training uses).
+        weights: loss weights by term name (``l1=``, ``perceptual=``, ``keypoint=``, ...: the
+            terms of ``optimize.LOSS_TERMS``; >= 0, 0 leaves a term out; None or not given:
+            ``optimize.LossWeights``' default, the one training uses).
 
     Returns:
         A :class:`TrainRun`.
 
     Raises:
-        ValueError: ``steps < 1``, ``lr <= 0`` or a negative weight.
+        ValueError: ``steps < 1``, ``lr <= 0``, a negative weight or an unknown term.
     """
     import tensorflow as tf
 
@@ -93,31 +86,27 @@ def run_steps(
         raise ValueError(f"steps must be at least 1, got {steps}")
     if not lr > 0:
         raise ValueError(f"the learning rate must be positive, got {lr}")
-    given = dict(
-        l1=l1, perceptual=perceptual, keypoint=keypoint, colour=colour, paint=paint, fold=fold
-    )
-    given = {k: v for k, v in given.items() if v is not None}
+    given = {k: v for k, v in weights.items() if v is not None}
+    unknown = sorted(set(given) - set(optimize.LOSS_TERMS))
+    if unknown:
+        known = ", ".join(optimize.LOSS_TERMS)
+        raise ValueError(f"unknown loss term(s) {', '.join(unknown)}: use one of {known}")
     if given and min(given.values()) < 0:
         listed = ", ".join(f"{k}={v}" for k, v in given.items())
         raise ValueError(f"loss weights must be >= 0, got {listed}")
-    weights = optimize.LossWeights(**{k: float(v) for k, v in given.items()})
+    loss_weights = optimize.LossWeights(**{k: float(v) for k, v in given.items()})
     source, driving, ks, kd = (tf.convert_to_tensor(x, tf.float32) for x in batch)
     twin = optimize.copy_models(models)
     optimizer = optimize.make_optimizer(float(lr))
-    variables = twin.trainable_variables
-    run = TrainRun(lr=float(lr), weights=weights)
+    step = optimize.make_train_step(twin, optimizer, loss_weights, compiled=False)
+    run = TrainRun(lr=float(lr), weights=loss_weights)
     t0 = time.perf_counter()
     for i in range(int(steps)):
-        with tf.GradientTape() as tape:
-            out = generator.forward(twin, source, ks, kd, training=True)
-            losses = optimize.compute_losses(out, driving, ks, kd, weights)
-        grads = tape.gradient(losses["total"], variables)
-        optimizer.apply_gradients(zip(grads, variables, strict=True))
+        losses = step((source, driving, ks, kd))
         run.history.append({"step": i + 1, **{k: float(v) for k, v in losses.items()}})
     out = generator.forward(twin, source, ks, kd)
-    run.final = {
-        k: float(v) for k, v in optimize.compute_losses(out, driving, ks, kd, weights).items()
-    }
+    final = optimize.compute_losses(out, driving, ks, kd, loss_weights)
+    run.final = {k: float(v) for k, v in final.items()}
     run.frame = np.clip(out["frame"][0].numpy(), 0.0, 1.0)
     run.seconds = time.perf_counter() - t0
     return run
@@ -172,20 +161,11 @@ def train_widget(models, batch: Sequence) -> Any:
 
     lr = widgets.FloatLogSlider(value=2e-4, base=10, min=-6, max=-1, step=0.25, description="lr")
     steps = widgets.IntSlider(value=8, min=1, max=40, description="steps")
-    start = optimize.LossWeights()  # the sliders start at the training defaults
-    ranges = {  # term: (label, top, step), in the order of the row
-        "l1": ("w L1", 2, 0.1),
-        "perceptual": ("w perceptual", 1, 0.05),
-        "keypoint": ("w keypoint", 50, 1),
-        "colour": ("w colour", 2, 0.1),
-        "paint": ("w paint", 0.5, 0.01),
-        "fold": ("w fold", 50, 1),
-    }
-    sliders = {
-        term: widgets.FloatSlider(
-            value=getattr(start, term), min=0, max=top, step=step, description=label
+    sliders = {  # one per registered loss term, starting at the weight training uses
+        t.name: widgets.FloatSlider(
+            value=t.default, min=0, max=t.top, step=t.step, description=f"w {t.name}"
         )
-        for term, (label, top, step) in ranges.items()
+        for t in optimize.LOSS_TERMS.values()
     }
     train = widgets.Button(description="train", button_style="primary")
     clear = widgets.Button(description="clear")
