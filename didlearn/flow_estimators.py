@@ -210,6 +210,7 @@ def _stacks(g1: np.ndarray, g2: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
 
 def _warped_constancy(u: tf.Tensor, s2: tf.Tensor) -> tf.Tensor:
     """[I2, ∂x I2, ∂y I2] read at x + u, (1,H,W,3), differentiable in ``u`` (custom gradient)."""
+
     @tf.custom_gradient
     def sample(flow):
         w = warp(s2, flow)

@@ -201,7 +201,6 @@ def load_models(
     return models
 
 
-
 def load_pretrained() -> AnimationModels:
     """The weights shipped inside the package (``didlearn/weights/``), loaded offline."""
     return load_models(WEIGHTS_DIR, WEIGHTS_NAME)

@@ -15,12 +15,12 @@ import numpy as np
 import tensorflow as tf
 
 from .. import generator
+from ..data import VIDEO_SUFFIXES
 from .clips import pair_dataset, prepare_clips
 from .loop import distribution_strategy, fit, make_optimizer, use_mixed_precision
 from .losses import describe_losses, parse_loss_weights
 
 #: Suffixes of the videos a folder given to ``--videos`` contributes.
-VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm"}
 
 
 def _video_files(sources: Sequence[str]) -> list[Path]:

@@ -61,9 +61,7 @@ def git_state(root: str | os.PathLike | None = None) -> tuple[str | None, bool |
     return commit.stdout.strip(), bool(status.stdout.strip()) if status.returncode == 0 else None
 
 
-def run_config(
-    models: Any, weights: Any, training: Mapping[str, Any]
-) -> dict[str, Any]:
+def run_config(models: Any, weights: Any, training: Mapping[str, Any]) -> dict[str, Any]:
     """The whole configuration of a training run, as JSON-ready values.
 
     Args:
