@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from didlearn import data, faces, generator, landmarks, motion, optimize
+from didlearn import data, faces, generator, landmarks, motion, optimize, provenance
 
 SMALL = generator.GeneratorConfig(size=64)
 #: Coarse perceptual scales only: a 64 px crop at 1/8 is the smallest VGG input worth having.
@@ -245,7 +245,7 @@ def test_fit_writes_its_whole_configuration(clip, tmp_path):
 
 
 def test_git_state_outside_a_checkout_is_none(tmp_path):
-    assert optimize.logs.git_state(tmp_path) == (None, None)
+    assert provenance.git_state(tmp_path) == (None, None)
 
 
 def test_self_pairs_move_landmarks_with_the_image():

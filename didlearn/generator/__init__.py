@@ -65,7 +65,6 @@ from .render import RENDER_BATCH, RENDERED, animate_crop, compiled_renderer, ren
 from .weights import (
     WEIGHTS_DIR,
     WEIGHTS_NAME,
-    git_commit,
     load_models,
     load_pretrained,
     package_versions,
@@ -98,7 +97,6 @@ __all__ = [
     "compiled_renderer",
     "fade_with_motion",
     "forward",
-    "git_commit",
     "guard_flow",
     "keypoint_leftover",
     "load_models",

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
-import tensorflow as tf
 
 from ..data import atomic_outputs
 from ..errors import MissingResourceError, UsageError
 from ..motion import TPS_SMOOTHING
+from ..provenance import git_state, package_versions
 from .architecture import PARTS, TPS_STEP, AnimationModels, GeneratorConfig, build_models
 from .guards import (
     FOLD_GUARD_BLUR,
@@ -67,38 +65,6 @@ def weight_files(folder: str | os.PathLike, name: str = WEIGHTS_NAME) -> dict[st
     return files
 
 
-def package_versions() -> dict[str, str]:
-    """The versions of what the weights were saved with (tensorflow, keras, numpy, didlearn)."""
-    from .. import __version__
-
-    return {
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "numpy": np.__version__,
-        "didlearn": __version__,
-    }
-
-
-def git_commit() -> str | None:
-    """The commit of the didlearn checkout this code runs from, or None (an installed copy, or
-    no ``git``). Only a checkout whose root holds the ``didlearn`` package counts: an installed
-    copy inside some other repository's virtual environment is not that repository's code."""
-    root = Path(__file__).resolve().parents[2]
-    if not (root / ".git").exists():  # a folder, or a file in a worktree
-        return None
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() or None
-
-
 def _save_part(model: keras.Model, target: Path) -> None:
     """``model.save_weights`` to ``target``: Keras insists on a ``.weights.h5`` name, which the
     temporary names of ``data.atomic_outputs`` do not have, so it writes beside it first."""
@@ -116,7 +82,7 @@ def save_models(
     overwrite: bool = False,
 ) -> dict[str, Path]:
     """Write the JSON (config, :func:`weight_settings`, :func:`package_versions`,
-    :func:`git_commit`, ``info``) and the weights of the three parts, as one set: every file
+    the git commit, ``info``) and the weights of the three parts, as one set: every file
     is written under a temporary name and renamed only when all of them are complete, so a
     failure leaves none behind (``data.atomic_outputs``).
 
@@ -131,7 +97,7 @@ def save_models(
         "config": models.config.to_json(),
         "settings": weight_settings(),
         "versions": package_versions(),
-        "git_commit": git_commit(),
+        "git_commit": git_state()[0],
         "info": info or {},
     }
     with atomic_outputs(files.values(), overwrite) as temps:

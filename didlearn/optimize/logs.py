@@ -13,52 +13,16 @@ import csv
 import dataclasses
 import json
 import os
-import platform
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
+from ..provenance import git_state, package_versions
+
 #: Files of a log folder.
 CONFIG_FILE, LOG_FILE, PLOT_FILE = "config.json", "log.csv", "losses.png"
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of Python and of the packages training depends on (e.g. ``{"numpy": "1.26.4"}``)."""
-    import keras
-    import tensorflow as tf
-
-    from .. import __version__
-
-    return {
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "numpy": np.__version__,
-        "didlearn": __version__,
-    }
-
-
-def git_state(root: str | os.PathLike | None = None) -> tuple[str | None, bool | None]:
-    """``(commit, dirty)`` of the git checkout at ``root`` (default: the folder that holds the
-    ``didlearn`` package); ``(None, None)`` when it is not one (an installed copy) or git cannot
-    tell. ``dirty``: tracked files differ from the commit. Never raises."""
-    root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
-    # only a checkout of the project itself: an installed copy may sit inside some other repo
-    if not (root / ".git").exists():  # a file in a worktree, a folder in a clone
-        return None, None
-    try:
-        git = ["git", "-C", str(root)]
-        run = {"capture_output": True, "text": True, "timeout": 10}
-        commit = subprocess.run([*git, "rev-parse", "HEAD"], **run)
-        status = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], **run)
-    except (OSError, subprocess.SubprocessError):  # no git, a hung file system
-        return None, None
-    if commit.returncode != 0 or not commit.stdout.strip():
-        return None, None
-    return commit.stdout.strip(), bool(status.stdout.strip()) if status.returncode == 0 else None
 
 
 def run_config(models: Any, weights: Any, training: Mapping[str, Any]) -> dict[str, Any]:
