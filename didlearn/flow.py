@@ -10,6 +10,8 @@ gradient-descent variational one) live downstream, in :mod:`didlearn.flow_estima
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import tensorflow as tf
 
@@ -426,32 +428,24 @@ def read_flo(path) -> np.ndarray:
 
 
 def write_flo(path, flow, overwrite: bool = False):
-    """Write a flow (H, W, 2) as a Middlebury ``.flo`` file (temporary file, then renamed).
+    """Write a flow (H, W, 2) as a Middlebury ``.flo`` file (:func:`didlearn.data.atomic_output`).
 
     Returns the path. Raises OutputExistsError if it exists and ``overwrite`` is False,
     InvalidFlowError for a malformed flow (NaN is refused; use 1e10 for unknown pixels).
     """
-    import os
-    from pathlib import Path
-
-    from .errors import OutputExistsError
+    from .data import atomic_output
 
     arr = np.asarray(flow, dtype=np.float32)
     if arr.ndim != 3 or arr.shape[-1] != 2:
         raise InvalidFlowError(f"write_flo needs a flow (H, W, 2); got shape {arr.shape}.")
     if not np.all(np.isfinite(arr)):
         raise InvalidFlowError("the flow has NaN/inf values; mark unknown pixels with 1e10.")
-    p = Path(path)
-    if p.exists() and not overwrite:
-        raise OutputExistsError(f"{p} exists already; pass overwrite=True to replace it.")
     h, w = arr.shape[:2]
-    tmp = p.with_name(p.name + ".part")
-    with open(tmp, "wb") as f:
+    with atomic_output(path, overwrite) as temp, open(temp, "wb") as f:
         f.write(np.float32(FLO_MAGIC).astype("<f4").tobytes())
         f.write(np.array([w, h], "<i4").tobytes())
         f.write(arr.astype("<f4").tobytes())
-    os.replace(tmp, p)
-    return p
+    return Path(path).expanduser()
 
 
 # --------------------------------------------------------------------------------------------

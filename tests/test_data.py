@@ -338,3 +338,38 @@ def test_show_video_embeds_an_mp4(tmp_path):
     assert html.startswith("<video") and "data:video/mp4;base64," in html and 'width="200"' in html
     from_file = data.show_video(data.sample_driving_video()).data
     assert len(from_file) > 100_000  # the whole clip, embedded as is
+
+
+def test_atomic_outputs_are_all_or_nothing(tmp_path):
+    """The package's one writer: targets checked before the block runs, nothing renamed unless
+    the block ends well, and no temporary file left either way."""
+    kept = tmp_path / "b.json"
+    kept.write_text("old")
+    with pytest.raises(OutputExistsError, match="overwrite=True"):
+        with data.atomic_outputs([tmp_path / "a.npz", kept]):
+            raise AssertionError("the block ran although an output exists")
+    with pytest.raises(OutputExistsError, match="is a folder"):
+        with data.atomic_output(tmp_path):
+            pass
+    with pytest.raises(KeyboardInterrupt):
+        with data.atomic_outputs([tmp_path / "a.npz", kept], overwrite=True) as (a, b):
+            assert a.suffix == ".npz" and a.parent == tmp_path and a.name.startswith(".a.")
+            a.write_bytes(b"new")
+            b.write_text("new")
+            raise KeyboardInterrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.json"] and kept.read_text() == "old"
+    with data.atomic_outputs([tmp_path / "a.npz", kept], overwrite=True) as (a, b):
+        a.write_bytes(b"new")
+        b.write_text("new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz", "b.json"]
+    assert kept.read_text() == "new"
+
+
+def test_one_float_to_uint8_rule():
+    values = np.arange(256, dtype=np.uint8)
+    assert np.array_equal(data.quantize(values / 255.0), values)  # exact round trip
+    assert data.quantize(np.float32([-1.0, 0.5 / 255, 0.49 / 255, 2.0])).tolist() == [0, 1, 0, 255]
+    gray = data.to_uint8(np.full((2, 3), 0.5, np.float32))
+    assert gray.shape == (2, 3, 3) and gray.dtype == np.uint8 and (gray == 128).all()
+    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
+        data.to_uint8(np.zeros((2, 3, 5)))
