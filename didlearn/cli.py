@@ -17,10 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 EXIT_USER_ERROR = 1
@@ -109,41 +106,10 @@ def _parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _native_stderr_to(sink) -> Iterator[None]:
-    """Send file descriptor 2 (where C++ libraries log) to ``sink`` for the duration."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        os.dup2(sink.fileno(), 2)
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow and initialise its devices without the C++ start-up log lines.
-
-    TensorFlow 2.21 logs (oneDNN notes, "could not find cuda drivers", cuInit) through absl
-    before ``TF_CPP_MIN_LOG_LEVEL`` takes effect; for a command-line user they are noise. If the
-    import fails, what TensorFlow printed is shown.
-    """
-    if os.environ.get("DIDLEARN_TF_LOGS"):  # for debugging: keep TensorFlow's own logging
-        import tensorflow  # noqa: F401
-
-        return
-    with tempfile.TemporaryFile(mode="w+") as sink:
-        try:
-            with _native_stderr_to(sink):
-                import tensorflow as tf
-
-                tf.config.list_logical_devices()  # device initialisation logs here
-        except BaseException:
-            sink.seek(0)
-            sys.stderr.write(sink.read())
-            raise
+def _start_tensorflow() -> None:
+    """Import TensorFlow now, before the progress bar (its start-up logs held back by
+    :mod:`didlearn.quiet`, which ``import didlearn`` installed)."""
+    import tensorflow  # noqa: F401
 
 
 def _positive(value: float, name: str) -> None:
@@ -207,7 +173,7 @@ def animate_command(args: argparse.Namespace) -> int:
     if args.driving is not None:
         fps = data.video_info(args.driving).fps  # unreadable video: fails here, before any work
     landmarks = faces.face_landmarks(photo, args.face)  # no face: fails before TensorFlow loads
-    _import_tensorflow_quietly()
+    _start_tensorflow()
     t0 = time.perf_counter()
     animator = animate.Animator(
         photo,
@@ -244,7 +210,7 @@ def demo_command(args: argparse.Namespace) -> int:
         raise OutputExistsError(f"'{folder}' is a file: give a folder name with -o DIR.")
     folder.mkdir(parents=True, exist_ok=True)
     driving = data.sample_driving_video()
-    _import_tensorflow_quietly()
+    _start_tensorflow()
     t0 = time.perf_counter()
     animator = animate.Animator(data.sample_portrait(), progress=not args.quiet)
     runs = [

@@ -139,3 +139,36 @@ def test_nothing_seeds_the_global_random_generators():
         for match in GLOBAL_SEEDING.finditer(path.read_text())
     ]
     assert not offenders, "\n".join(offenders)
+
+
+QUIET_SCRIPT = """
+import didlearn
+import tensorflow as tf
+print(float(tf.function(lambda a: a * 2, jit_compile=True)(tf.constant([[1.0]]))[0, 0]))
+"""
+
+
+def test_importing_didlearn_holds_back_tensorflows_start_up_logs():
+    import os
+    import subprocess
+    import sys
+
+    from didlearn.quiet import tensorflow_log_lines  # what notebooks/conftest.py fails on
+
+    def stderr_lines(**env) -> list[str]:
+        environment = {
+            k: v for k, v in os.environ.items() if not k.startswith(("TF_", "DIDLEARN_TF"))
+        }
+        run = subprocess.run(
+            [sys.executable, "-c", QUIET_SCRIPT],
+            capture_output=True,
+            text=True,
+            env={**environment, **env},
+            timeout=300,
+        )
+        assert run.returncode == 0 and run.stdout.strip() == "2.0", run.stderr
+        return tensorflow_log_lines(run.stderr)
+
+    assert stderr_lines() == []
+    if not stderr_lines(DIDLEARN_TF_LOGS="1"):
+        pytest.skip("TensorFlow prints no start-up lines on this machine: nothing to hold back")
