@@ -7,9 +7,12 @@
     didlearn demo [-o DIR]
     didlearn templates
 
-User errors (a missing or unreadable file, no face, an existing output) print one line
-``error: <what was wrong and what to do>`` on stderr and exit with status 1 (2 for a malformed
-command line, as argparse does); no traceback, and no output file is left behind.
+User errors (a missing or unreadable file, no face, an existing output, an output that is not an
+``.mp4`` or is one of the inputs) and the operating system's refusals (``OSError``: permissions,
+a name too long, a full disk) print one line ``error: <what was wrong and what to do>`` on stderr
+and exit with status 1; a malformed command line, numeric options out of :data:`OPTION_RANGES`
+included, exits with 2, as argparse does. No traceback (``DIDLEARN_DEBUG=1`` adds it), and no
+output file is left behind.
 """
 
 from __future__ import annotations
@@ -20,11 +23,45 @@ import sys
 import time
 from pathlib import Path
 
+from .errors import UsageError
+
 EXIT_USER_ERROR = 1
 EXIT_USAGE = 2
 #: photos are scaled down to this longest side: the face crop is 256 px anyway, and a 12 MP
 #: whole-photo video would be slow to encode and to play
 MAX_PHOTO_SIDE = 2048
+#: The ranges of the numeric options, checked before any work (inclusive; None = no bound).
+#: The crop size bounds memory (a 2048 px thin-plate crop took 5.8 GB); a template's frames are
+#: at most MAX_TEMPLATE_FRAMES (20 minutes at 25 fps).
+OPTION_RANGES: dict[str, tuple[type, float, float | None]] = {
+    "--size": (int, 64, 1024),
+    "--face": (int, 0, None),
+    "--fine-tune": (int, 0, 5000),
+    "--intensity": (float, 0.0, 4.0),
+    "--duration": (float, 0.04, 1200.0),
+    "--fps": (float, 1.0, 120.0),
+    "--max-frames": (int, 1, None),
+}
+MAX_TEMPLATE_FRAMES = 30_000
+#: Set to show the traceback of an error (for bug reports).
+DEBUG_VARIABLE = "DIDLEARN_DEBUG"
+
+
+def _in_range(option: str):
+    """argparse ``type=`` for ``option``: a finite number within :data:`OPTION_RANGES`."""
+    kind, low, high = OPTION_RANGES[option]
+    span = f"from {low:g} to {high:g}" if high is not None else f"of at least {low:g}"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value != value or not low <= value <= (high or float("inf")):
+            raise argparse.ArgumentTypeError(f"must be a {kind.__name__} {span}, got '{text}'")
+        return value
+
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,7 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     anim.add_argument("-o", "--output", metavar="OUT.mp4", required=True, help="output video")
     anim.add_argument("--gif", action="store_true", help="also write OUT.gif (small, half rate)")
-    anim.add_argument("--size", type=int, default=256, help="face crop resolution (default 256)")
+    anim.add_argument(
+        "--size", type=_in_range("--size"), default=256, help="face crop resolution (default 256)"
+    )
     anim.add_argument(
         "--absolute", action="store_true", help="absolute motion transfer (default: relative)"
     )
@@ -61,17 +100,22 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="output the animated face crop instead of the whole photo",
     )
-    anim.add_argument("--face", type=int, default=0, metavar="N", help="face number (0 = best)")
+    anim.add_argument(
+        "--face", type=_in_range("--face"), default=0, metavar="N", help="face number (0 = best)"
+    )
     anim.add_argument(
         "--fine-tune",
-        type=int,
+        type=_in_range("--fine-tune"),
         default=0,
         metavar="STEPS",
         help="fine-tune the model on the photo for STEPS steps first (slower, better identity)",
     )
     anim.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     anim.add_argument(
-        "--intensity", type=float, default=1.0, help="motion scale (default 1; 0 = still)"
+        "--intensity",
+        type=_in_range("--intensity"),
+        default=1.0,
+        help="motion scale (default 1; 0 = still, 4 at most)",
     )
     anim.add_argument(
         "--method",
@@ -82,10 +126,20 @@ def _parser() -> argparse.ArgumentParser:
         + "; ".join(f"{e.name}: {e.summary}" for e in renderers.RENDERERS.values()),
     )
     anim.add_argument(
-        "--duration", type=float, default=4.0, help="template length in seconds (default 4)"
+        "--duration",
+        type=_in_range("--duration"),
+        default=4.0,
+        help="template length in seconds (default 4)",
     )
-    anim.add_argument("--fps", type=float, default=25.0, help="template frame rate (default 25)")
-    anim.add_argument("--max-frames", type=int, default=None, help="use at most N driving frames")
+    anim.add_argument(
+        "--fps", type=_in_range("--fps"), default=25.0, help="template frame rate (default 25)"
+    )
+    anim.add_argument(
+        "--max-frames",
+        type=_in_range("--max-frames"),
+        default=None,
+        help="use at most N driving frames",
+    )
     anim.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     demo = sub.add_parser(
@@ -112,13 +166,6 @@ def _start_tensorflow() -> None:
     import tensorflow  # noqa: F401
 
 
-def _positive(value: float, name: str) -> None:
-    from .errors import DidlearnError
-
-    if not value > 0:
-        raise DidlearnError(f"{name} must be positive, got {value}.")
-
-
 def _load_photo(path: str):
     import cv2
 
@@ -130,6 +177,19 @@ def _load_photo(path: str):
         s = MAX_PHOTO_SIDE / max(h, w)
         photo = cv2.resize(photo, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
     return photo
+
+
+def _check_output_name(out: Path, inputs: list[str | None]) -> None:
+    """The output is an MP4 named so, and never one of the inputs (``--overwrite`` would destroy
+    it)."""
+    for given in filter(None, inputs):
+        if Path(given).expanduser().resolve() == out.expanduser().resolve():
+            raise UsageError(f"the output '{out}' is one of the inputs: choose another name.")
+    if out.suffix.lower() != ".mp4":
+        raise UsageError(
+            f"the output is an H.264 MP4: name it with .mp4 (not '{out.suffix or out.name}'); "
+            "--gif writes a GIF beside it."
+        )
 
 
 def _check_template(name: str) -> None:
@@ -162,12 +222,15 @@ def animate_command(args: argparse.Namespace) -> int:
 
     out = Path(args.output)
     gif = out.with_suffix(".gif") if args.gif else None
+    _check_output_name(out, [args.photo, args.driving])
     animate.check_outputs([out] + ([gif] if gif else []), args.overwrite)
     if args.template is not None:
         _check_template(args.template)
-        _positive(args.duration, "--duration")
-        _positive(args.fps, "--fps")
-    _positive(args.size, "--size")
+        if args.duration * args.fps > MAX_TEMPLATE_FRAMES:
+            raise UsageError(
+                f"--duration {args.duration:g} at --fps {args.fps:g} makes more than "
+                f"{MAX_TEMPLATE_FRAMES} frames: shorten it or lower the frame rate."
+            )
     photo = _load_photo(args.photo)
     fps = args.fps
     if args.driving is not None:
@@ -246,6 +309,16 @@ def templates_command(args: argparse.Namespace) -> int:
 COMMANDS = {"animate": animate_command, "demo": demo_command, "templates": templates_command}
 
 
+def _fail(err: BaseException, message: str) -> int:
+    """Print ``error: message`` as one line (the traceback too with ``DIDLEARN_DEBUG=1``)."""
+    if os.environ.get(DEBUG_VARIABLE):
+        import traceback
+
+        traceback.print_exception(err)
+    print("error: " + " ".join(message.split()), file=sys.stderr)
+    return EXIT_USER_ERROR
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 = success)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
@@ -255,11 +328,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except DidlearnError as err:
-        message = " ".join(str(err).split())  # one line, whatever the message contains
         # the library names its argument; a command-line user has the option instead
-        message = message.replace("pass overwrite=True", "pass --overwrite")
-        print(f"error: {message}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return _fail(err, str(err).replace("pass overwrite=True", "pass --overwrite"))
+    except OSError as err:  # the machine said no: permissions, a full disk, a name too long
+        where = f" ('{err.filename}')" if err.filename else ""
+        return _fail(
+            err,
+            f"{err.strerror or err}{where}: check that the path exists and can be read (inputs) "
+            "or written (outputs), and that the disk has room.",
+        )
     except KeyboardInterrupt:
         print("error: interrupted; nothing was written.", file=sys.stderr)
         return 130

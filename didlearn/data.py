@@ -521,8 +521,9 @@ def check_output(path: PathLike, overwrite: bool, suffix: str = "") -> Path:
     """The output path, checked before any work is done.
 
     Raises:
-        OutputExistsError: ``path`` is a folder, or exists and ``overwrite`` is False. The
-            message names the library's argument (``overwrite=True``); the CLI words it its way.
+        OutputExistsError: ``path`` is a folder, or exists and ``overwrite`` is False, or its
+            folder cannot be made or written in. The message names the library's argument
+            (``overwrite=True``); the CLI words it its way.
     """
     target = Path(path).expanduser()
     if target.is_dir():
@@ -532,7 +533,20 @@ def check_output(path: PathLike, overwrite: bool, suffix: str = "") -> Path:
         raise OutputExistsError(
             f"'{target}' exists already: choose another name or pass overwrite=True."
         )
+    _check_writable_folder(target.parent)
     return target
+
+
+def _check_writable_folder(folder: Path) -> None:
+    """The folder exists and takes new files, or can be created (its nearest existing ancestor
+    is a folder that takes new files): checked before the work, not found out after it."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        raise OutputExistsError(f"'{existing}' is a file, not a folder: choose another output.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputExistsError(
+            f"cannot write in '{existing}' (read-only or no permission): choose another folder."
+        )
 
 
 @contextmanager
@@ -551,7 +565,8 @@ def atomic_outputs(paths: Iterable[PathLike], overwrite: bool = False) -> Iterat
         target.parent.mkdir(parents=True, exist_ok=True)
         # A hidden sibling: same file system (so the rename is atomic), default permissions.
         token = f"{os.getpid()}.{secrets.token_hex(4)}"
-        temps.append(target.parent / f".{target.stem}.{token}.part{target.suffix}")
+        # a short stem: a valid (up to 255-byte) name must not become too long as a temporary
+        temps.append(target.parent / f".{target.stem[:40]}.{token}.part{target.suffix[:16]}")
     try:
         yield temps
         for temp, target in zip(temps, targets, strict=True):

@@ -242,3 +242,11 @@ def test_fine_tuning_asks_for_the_model(photo):
 
     with pytest.raises(UsageError, match="--method model"):
         animate.Animator(photo, method="thin_plate", fine_tune=2, progress=False)
+
+
+def test_the_model_refuses_a_crop_size_it_was_not_trained_for(photo):
+    from didlearn.errors import UsageError
+
+    with pytest.raises(UsageError, match="renders 256-pixel face crops, not 128"):
+        animate.Animator(photo, method="model", size=128, progress=False)
+    assert animate.Animator(photo, method="thin_plate", size=128, progress=False).crop.size == 128

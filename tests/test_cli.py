@@ -140,3 +140,75 @@ def test_user_errors_are_one_line_and_write_nothing(files, tmp_path, case, expec
 def test_usage_errors_exit_2():
     res = run("animate", "photo.jpg", "--template", "nod")  # no -o
     assert res.returncode == 2 and "-o" in res.stderr
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--intensity", "nan"),
+        ("--intensity", "inf"),
+        ("--intensity", "1e9"),
+        ("--duration", "inf"),
+        ("--duration", "1e6"),
+        ("--fps", "0"),
+        ("--fps", "1e6"),
+        ("--max-frames", "0"),
+        ("--size", "4096"),
+        ("--face", "-1"),
+    ],
+)
+def test_numeric_options_are_checked_up_front_with_their_range(option, value, tmp_path):
+    res = run("animate", "photo.jpg", "--template", "nod", "-o", tmp_path / "o.mp4", option, value)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    message = res.stderr.strip().splitlines()[-1]
+    assert option in message and f"got '{value}'" in message and " from " in message + " from "
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("gif_name", "name it with .mp4"),
+        ("output_is_input", "is one of the inputs"),
+        ("under_a_file", "is a file, not a folder"),
+        ("too_many_frames", "more than 30000 frames"),
+    ],
+)
+def test_outputs_are_checked_before_any_work(files, tmp_path, case, expected):
+    photo = tmp_path / "portrait.png"
+    photo.write_bytes(files["portrait"].read_bytes())
+    out, extra = tmp_path / "out.mp4", []
+    if case == "gif_name":
+        out = tmp_path / "out.gif"
+    elif case == "output_is_input":
+        out, extra = photo, ["--overwrite"]
+    elif case == "under_a_file":
+        (tmp_path / "afile").write_text("x")
+        out = tmp_path / "afile" / "out.mp4"
+    elif case == "too_many_frames":
+        extra = ["--duration", "1200", "--fps", "120"]
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    res = run("animate", photo, "--template", "nod", "-o", out, *extra)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 1 and len(lines) == 1 and expected in lines[0], res.stderr
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing touched
+
+
+def test_an_os_error_is_one_line_and_debug_shows_the_traceback(files, tmp_path):
+    """The machine saying no (here: a file name longer than the file system allows) is one
+    line, before any work; DIDLEARN_DEBUG=1 adds the traceback for a bug report."""
+    out = tmp_path / ("a" * 300 + ".mp4")
+    args = ["animate", str(files["portrait"]), "--template", "nod", "-o", str(out)]
+    res = run(*args)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 1 and len(lines) == 1, res.stderr
+    assert lines[0].startswith("error: File name too long") and "disk has room" in lines[0]
+    debug = subprocess.run(
+        [sys.executable, "-m", "didlearn", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DIDLEARN_DEBUG": "1", "DIDLEARN_QUICK": "1"},
+        timeout=300,
+    )
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "OSError" in debug.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -363,6 +363,10 @@ def test_atomic_outputs_are_all_or_nothing(tmp_path):
         b.write_text("new")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz", "b.json"]
     assert kept.read_text() == "new"
+    longest = tmp_path / ("n" * 251 + ".npz")  # 255 bytes: valid; its temporary must be too
+    with data.atomic_output(longest) as temp:
+        temp.write_bytes(b"x")
+    assert longest.read_bytes() == b"x"
 
 
 def test_one_float_to_uint8_rule():
