@@ -19,8 +19,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import UsageError
@@ -234,6 +238,11 @@ def animate_command(args: argparse.Namespace) -> int:
     photo = _load_photo(args.photo)
     fps = args.fps
     if args.driving is not None:
+        if Path(args.driving).suffix.lower() in data.IMAGE_SUFFIXES:
+            raise UsageError(
+                f"'{args.driving}' is an image: --driving takes a video of a face (for motion "
+                "without a video, use --template)."
+            )
         fps = data.video_info(args.driving).fps  # unreadable video: fails here, before any work
     landmarks = faces.face_landmarks(photo, args.face)  # no face: fails before TensorFlow loads
     _start_tensorflow()
@@ -309,6 +318,33 @@ def templates_command(args: argparse.Namespace) -> int:
 COMMANDS = {"animate": animate_command, "demo": demo_command, "templates": templates_command}
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (``kill``, a closed terminal), handled as Ctrl-C: the atomic writers
+    remove their temporary files and TensorFlow's exit handlers run."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signal = signum
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise :class:`Stopped` for the duration (main thread only)."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise Stopped(signum)
+
+    names = [n for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]  # no SIGHUP on Windows
+    if threading.current_thread() is not threading.main_thread():
+        names = []  # only the main thread may set handlers
+    previous = {n: signal.signal(getattr(signal, n), stop) for n in names}
+    try:
+        yield
+    finally:
+        for n, handler in previous.items():
+            signal.signal(getattr(signal, n), handler)
+
+
 def _fail(err: BaseException, message: str) -> int:
     """Print ``error: message`` as one line (the traceback too with ``DIDLEARN_DEBUG=1``)."""
     if os.environ.get(DEBUG_VARIABLE):
@@ -326,10 +362,14 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)  # usage errors: argparse prints them, exits with 2
     try:
-        return COMMANDS[args.command](args)
+        with _stop_on_signals():
+            return COMMANDS[args.command](args)
     except DidlearnError as err:
         # the library names its argument; a command-line user has the option instead
         return _fail(err, str(err).replace("pass overwrite=True", "pass --overwrite"))
+    except BrokenPipeError:  # `didlearn templates | head -n1`: the reader has gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_USER_ERROR
     except OSError as err:  # the machine said no: permissions, a full disk, a name too long
         where = f" ('{err.filename}')" if err.filename else ""
         return _fail(
@@ -337,9 +377,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{err.strerror or err}{where}: check that the path exists and can be read (inputs) "
             "or written (outputs), and that the disk has room.",
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         print("error: interrupted; nothing was written.", file=sys.stderr)
-        return 130
+        return 128 + getattr(err, "signal", signal.SIGINT)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -521,8 +521,9 @@ def check_output(path: PathLike, overwrite: bool, suffix: str = "") -> Path:
     """The output path, checked before any work is done.
 
     Raises:
-        OutputExistsError: ``path`` is a folder, or exists and ``overwrite`` is False, or its
-            folder cannot be made or written in. The message names the library's argument
+        OutputExistsError: ``path`` is a folder, or exists and ``overwrite`` is False, or
+            exists and is not a regular file (a device, a FIFO: never replaced), or its folder
+            cannot be made or written in. The message names the library's argument
             (``overwrite=True``); the CLI words it its way.
     """
     target = Path(path).expanduser()
@@ -533,6 +534,8 @@ def check_output(path: PathLike, overwrite: bool, suffix: str = "") -> Path:
         raise OutputExistsError(
             f"'{target}' exists already: choose another name or pass overwrite=True."
         )
+    if target.exists() and not target.is_file():
+        raise OutputExistsError(f"'{target}' is not a regular file: it is never replaced.")
     _check_writable_folder(target.parent)
     return target
 
@@ -569,6 +572,8 @@ def atomic_outputs(paths: Iterable[PathLike], overwrite: bool = False) -> Iterat
         temps.append(target.parent / f".{target.stem[:40]}.{token}.part{target.suffix[:16]}")
     try:
         yield temps
+        for target in targets:  # the work may have taken long: check again before replacing
+            check_output(target, overwrite, target.suffix)
         for temp, target in zip(temps, targets, strict=True):
             os.replace(temp, target)
     except BaseException:

@@ -212,3 +212,40 @@ def test_an_os_error_is_one_line_and_debug_shows_the_traceback(files, tmp_path):
     )
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "OSError" in debug.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_cleans_up_like_ctrl_c(files, tmp_path):
+    """`kill` (SIGTERM) mid-render: exit 143, one line, no partial output in the output folder
+    and no TensorFlow autograph files left in the temp folder."""
+    import signal
+    import time
+
+    out_dir, temp_dir = tmp_path / "out", tmp_path / "tmp"
+    out_dir.mkdir()
+    temp_dir.mkdir()
+    env = {**os.environ, "DIDLEARN_QUICK": "1", "TMPDIR": str(temp_dir)}
+    cmd = [sys.executable, "-m", "didlearn", "animate", str(files["portrait"]), "--template",
+           "idle", "--duration", "120", "-o", str(out_dir / "long.mp4"), "-q"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not list(out_dir.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.2)  # until the video's temporary file exists: the render is under way
+    assert list(out_dir.iterdir()), "the render never started"
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert stderr.strip().splitlines()[-1] == "error: interrupted; nothing was written."
+    assert list(out_dir.iterdir()) == []
+    assert not [p.name for p in temp_dir.rglob("*autograph*")]
+
+
+def test_an_image_is_not_a_driving_video_and_a_closed_pipe_is_no_traceback(files, tmp_path):
+    res = run(
+        "animate", files["portrait"], "--driving", files["portrait"], "-o", tmp_path / "o.mp4"
+    )
+    assert res.returncode == 1 and "is an image: --driving takes a video" in res.stderr
+    piped = subprocess.run(
+        f"'{sys.executable}' -m didlearn templates | head -c0",
+        shell=True, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "Traceback" not in piped.stderr and piped.stderr == ""

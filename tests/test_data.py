@@ -1,6 +1,7 @@
 """didlearn.data on real files made in each test: images, MP4s with and without audio, bad input."""
 
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -377,3 +378,17 @@ def test_one_float_to_uint8_rule():
     assert gray.shape == (2, 3, 3) and gray.dtype == np.uint8 and (gray == 128).all()
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
         data.to_uint8(np.zeros((2, 3, 5)))
+
+
+def test_the_final_rename_never_replaces_what_it_must_not(tmp_path):
+    target = tmp_path / "out.mp4"
+    with pytest.raises(OutputExistsError, match="exists already"):
+        with data.atomic_output(target) as temp:
+            temp.write_bytes(b"rendered")
+            target.write_bytes(b"appeared during the render")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+    assert target.read_bytes() == b"appeared during the render"
+    fifo = tmp_path / "pipe.mp4"
+    os.mkfifo(fifo)
+    with pytest.raises(OutputExistsError, match="not a regular file"):
+        data.check_output(fifo, overwrite=True)
