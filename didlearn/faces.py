@@ -86,9 +86,21 @@ def _predictor():
     return dlib.shape_predictor(frm.pose_predictor_model_location())
 
 
+@functools.lru_cache(maxsize=1)
+def _cnn_detector():
+    import dlib
+    import face_recognition_models as frm
+
+    return dlib.cnn_face_detection_model_v1(frm.cnn_face_detector_model_location())
+
+
 # --------------------------------------------------------------------------------------------
 # Detection and landmarks
 # --------------------------------------------------------------------------------------------
+
+#: The CNN detector (the last resort of :func:`find_faces`) sees the photo at most this large:
+#: it finds faces of ~80 px and up, and costs ~1 s a megapixel on a laptop CPU.
+CNN_MAX_SIDE = 640
 
 
 def _auto_upsample(image: np.ndarray) -> int:
@@ -133,6 +145,56 @@ def _predict(img_u8: np.ndarray, box: tuple[float, float, float, float]) -> np.n
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
 
+def detect_faces_cnn(image: np.ndarray) -> list[Face]:
+    """Detect faces with dlib's CNN detector (MMOD), best first: slower than the HOG detector of
+    :func:`detect_faces`, but it also finds faces turned away (three-quarter views) or tilted.
+
+    Boxes are in ``image`` pixels; ``score`` is the CNN's confidence. The image is scaled to at
+    most :data:`CNN_MAX_SIDE` pixels first (upsampled once when it is smaller than half that).
+    """
+    import cv2
+
+    img = to_uint8(image)
+    scale = min(1.0, CNN_MAX_SIDE / max(img.shape[:2]))
+    small = (
+        img
+        if scale == 1.0
+        else cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    )
+    found = _cnn_detector()(small, 1 if max(small.shape[:2]) < CNN_MAX_SIDE // 2 else 0)
+    faces = [
+        Face(
+            tuple(
+                float(v) / scale
+                for v in (d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom())
+            ),
+            float(d.confidence),
+        )
+        for d in found
+    ]
+    return sorted(faces, key=lambda f: -f.score)
+
+
+def find_faces(image: np.ndarray) -> tuple[list[Face], list[str]]:
+    """Faces of a photo, trying harder before giving up: the HOG detector (:func:`detect_faces`),
+    then, on a large photo, the HOG detector at twice the size, then the CNN detector.
+
+    Returns:
+        ``(faces best first, the detectors tried)``; the faces are those of the first detector
+        that found any.
+    """
+    img = to_uint8(image)
+    tried = ["the HOG detector"]
+    faces = detect_faces(img)
+    if not faces and _auto_upsample(img) == 0:
+        tried.append("the HOG detector at 2x")
+        faces = detect_faces(img, upsample=1)
+    if not faces:
+        tried.append("the CNN detector")
+        faces = detect_faces_cnn(img)
+    return faces, tried
+
+
 def face_landmarks(
     image: np.ndarray, face: int | Face = 0, upsample: int | None = None
 ) -> np.ndarray:
@@ -140,8 +202,9 @@ def face_landmarks(
 
     Args:
         image: (H, W, 3) float32 RGB in [0, 1].
-        face: index into :func:`detect_faces` (0 = best face) or a :class:`Face` to use directly.
-        upsample: passed to :func:`detect_faces`.
+        face: index into the faces found (0 = best face) or a :class:`Face` to use directly.
+        upsample: passed to :func:`detect_faces`; None (default) tries harder when nothing is
+            found (:func:`find_faces`: the HOG detector at 2x, then the CNN detector).
 
     Returns:
         (68, 2) float32 (x, y) pixel coordinates.
@@ -151,10 +214,17 @@ def face_landmarks(
     """
     img = to_uint8(image)
     if not isinstance(face, Face):
-        faces = detect_faces(img, upsample=upsample)
+        if upsample is None:
+            faces, tried = find_faces(img)
+        else:
+            faces, tried = (
+                detect_faces(img, upsample=upsample),
+                [f"the HOG detector (upsample={upsample})"],
+            )
         if not faces:
             raise NoFaceFoundError(
-                f"No face was found in the {img.shape[1]}x{img.shape[0]} image. " + _NO_FACE_HINT
+                f"No face was found in the {img.shape[1]}x{img.shape[0]} image (tried "
+                f"{', '.join(tried)}). " + _NO_FACE_HINT
             )
         if not 0 <= face < len(faces):
             raise NoFaceFoundError(

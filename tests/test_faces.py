@@ -141,3 +141,34 @@ def test_tracker_without_any_face_raises():
         tracker.update(np.full((144, 176, 3), 0.5, np.float32))
     with pytest.raises(NoFaceFoundError):
         faces.track_landmarks(np.zeros((3, 64, 64, 3), np.float32))
+
+
+def test_when_the_hog_detector_finds_nothing_the_cnn_detector_is_tried(monkeypatch):
+    """A face the HOG detector misses (three-quarter views, paintings) goes on to the HOG
+    detector at 2x on a large photo, then to dlib's CNN detector; its landmarks are as good."""
+    from didlearn import landmarks
+
+    photo = sample_portrait()
+    expected = faces.face_landmarks(photo)
+    calls = []
+
+    def blind(image, upsample=None, threshold=0.0):
+        calls.append(upsample)
+        return []
+
+    monkeypatch.setattr(faces, "detect_faces", blind)
+    found, tried = faces.find_faces(photo)
+    assert tried == ["the HOG detector", "the CNN detector"]  # 512 px: already upsampled
+    assert len(found) == 1 and found[0].score > 0.5
+    got = faces.face_landmarks(photo)
+    eyes = np.r_[landmarks.RIGHT_EYE, landmarks.LEFT_EYE]
+    iod = np.linalg.norm(
+        expected[landmarks.LEFT_EYE].mean(0) - expected[landmarks.RIGHT_EYE].mean(0)
+    )
+    assert np.abs(got[eyes] - expected[eyes]).mean() < 0.1 * iod
+    big = np.repeat(np.repeat(photo, 2, axis=0), 2, axis=1)  # 1024 px: the 2x pass comes first
+    assert faces.find_faces(big)[1] == [
+        "the HOG detector", "the HOG detector at 2x", "the CNN detector"
+    ]  # fmt: skip
+    with pytest.raises(NoFaceFoundError, match="tried the HOG detector, the CNN detector"):
+        faces.face_landmarks(np.full((240, 320, 3), 0.5, np.float32))
