@@ -102,7 +102,8 @@ class Animator:
     """Animate one photo with driving videos or motion templates.
 
     Args:
-        photo: (H, W, 3) float32 RGB in [0, 1] (use ``data.load_image`` for files).
+        photo: (H, W, 3) float32 RGB in [0, 1], or uint8 (divided by 255); use
+            ``data.load_image`` for files.
         method: a registered renderer (:func:`didlearn.renderers.renderer_names`) or
             ``"auto"`` (:data:`DEFAULT_METHOD`).
         face: which face of the photo (index into ``faces.detect_faces``, 0 = best).
@@ -147,6 +148,9 @@ class Animator:
     ) -> None:
         from . import faces
 
+        photo = np.asarray(photo)
+        if photo.dtype == np.uint8:  # as OpenCV or PIL give it: the course's floats in [0, 1]
+            photo = photo / np.float32(255.0)
         self.photo = np.asarray(photo, dtype=np.float32)
         if landmarks is None:
             landmarks = faces.face_landmarks(self.photo, face)

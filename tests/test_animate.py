@@ -250,3 +250,10 @@ def test_the_model_refuses_a_crop_size_it_was_not_trained_for(photo):
     with pytest.raises(UsageError, match="renders 256-pixel face crops, not 128"):
         animate.Animator(photo, method="model", size=128, progress=False)
     assert animate.Animator(photo, method="thin_plate", size=128, progress=False).crop.size == 128
+
+
+def test_a_uint8_photo_is_read_as_the_floats_it_stands_for(photo):
+    as_bytes = animate.Animator(data.to_uint8(photo), method="still", progress=False)
+    as_floats = animate.Animator(photo, method="still", progress=False)
+    assert as_bytes.photo.dtype == np.float32 and as_bytes.photo.max() <= 1.0
+    np.testing.assert_allclose(as_bytes.source_kp, as_floats.source_kp, atol=1.0)
