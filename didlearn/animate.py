@@ -382,7 +382,7 @@ def check_outputs(paths: Iterable[str | os.PathLike], overwrite: bool) -> None:
     from .data import check_output
 
     for p in paths:
-        check_output(p, overwrite, Path(p).suffix)
+        check_output(p, overwrite)
 
 
 def gif_frames(max_side: int = 320, every: int = 2):

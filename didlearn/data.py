@@ -517,7 +517,7 @@ def read_video(
 # --------------------------------------------------------------------------------------------
 
 
-def check_output(path: PathLike, overwrite: bool, suffix: str = "") -> Path:
+def check_output(path: PathLike, overwrite: bool) -> Path:
     """The output path, checked before any work is done.
 
     Raises:
@@ -528,7 +528,7 @@ def check_output(path: PathLike, overwrite: bool, suffix: str = "") -> Path:
     """
     target = Path(path).expanduser()
     if target.is_dir():
-        example = f"out{suffix}" if suffix else "a file name"
+        example = f"out{target.suffix}" if target.suffix else "a file name"
         raise OutputExistsError(f"'{target}' is a folder: give a file name such as {example}.")
     if target.exists() and not overwrite:
         raise OutputExistsError(
@@ -552,6 +552,15 @@ def _check_writable_folder(folder: Path) -> None:
         )
 
 
+def _temporary_name(target: Path) -> Path:
+    """A hidden sibling of ``target`` (same file system, so the rename is atomic) that ends as
+    it does, compound endings included (Keras saves only to ``*.weights.h5``), and stays short
+    enough that a valid (up to 255-byte) name does not become too long as a temporary."""
+    ending = "".join(target.suffixes[-2:])[-24:]
+    stem = target.name[: len(target.name) - len(ending)][:40]
+    return target.parent / f".{stem}.{os.getpid()}.{secrets.token_hex(4)}.part{ending}"
+
+
 @contextmanager
 def atomic_outputs(paths: Iterable[PathLike], overwrite: bool = False) -> Iterator[list[Path]]:
     """Yield temporary paths, one per target, in each target's folder; rename them on success.
@@ -560,20 +569,16 @@ def atomic_outputs(paths: Iterable[PathLike], overwrite: bool = False) -> Iterat
     the caller writes the temporary files, and only when the block ends without an error are they
     renamed onto the targets (a rename within one file system is atomic). On any failure,
     KeyboardInterrupt included, every temporary file is removed and no target is touched.
-    A temporary file keeps its target's suffix, so writers that go by the extension still work.
+    A temporary file keeps its target's ending, so writers that go by the extension still work.
     """
-    targets = [check_output(p, overwrite, Path(p).suffix) for p in paths]
-    temps = []
+    targets = [check_output(p, overwrite) for p in paths]
     for target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-        # A hidden sibling: same file system (so the rename is atomic), default permissions.
-        token = f"{os.getpid()}.{secrets.token_hex(4)}"
-        # a short stem: a valid (up to 255-byte) name must not become too long as a temporary
-        temps.append(target.parent / f".{target.stem[:40]}.{token}.part{target.suffix[:16]}")
+    temps = [_temporary_name(target) for target in targets]
     try:
         yield temps
         for target in targets:  # the work may have taken long: check again before replacing
-            check_output(target, overwrite, target.suffix)
+            check_output(target, overwrite)
         for temp, target in zip(temps, targets, strict=True):
             os.replace(temp, target)
     except BaseException:
@@ -639,7 +644,7 @@ def write_video(
     """
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    target = check_output(path, overwrite, Path(path).suffix)
+    target = check_output(path, overwrite)
     audio = audio_from is not None and _probe(audio_from).has_audio
     first, rest = _first_and_rest(frames)
     height, width = first.shape[:2]
@@ -759,7 +764,7 @@ def write_gif(
 
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
-    target = check_output(path, overwrite, Path(path).suffix)
+    target = check_output(path, overwrite)
     first, rest = _first_and_rest(frames)
     images = [Image.fromarray(first)]
     for frame in rest:

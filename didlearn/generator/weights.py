@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
-
-import keras
 
 from ..data import atomic_outputs
 from ..errors import MissingResourceError, UsageError
@@ -65,15 +62,6 @@ def weight_files(folder: str | os.PathLike, name: str = WEIGHTS_NAME) -> dict[st
     return files
 
 
-def _save_part(model: keras.Model, target: Path) -> None:
-    """``model.save_weights`` to ``target``: Keras insists on a ``.weights.h5`` name, which the
-    temporary names of ``data.atomic_outputs`` do not have, so it writes beside it first."""
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".keras-") as tmp:
-        staged = Path(tmp) / "part.weights.h5"
-        model.save_weights(str(staged))
-        os.replace(staged, target)
-
-
 def save_models(
     models: AnimationModels,
     folder: str | os.PathLike,
@@ -103,8 +91,8 @@ def save_models(
     with atomic_outputs(files.values(), overwrite) as temps:
         staged = dict(zip(files, temps, strict=True))
         staged["config"].write_text(json.dumps(meta, indent=2) + "\n")
-        for p in PARTS:
-            _save_part(getattr(models, p), staged[p])
+        for p in PARTS:  # the temporary names end in .weights.h5, as Keras requires
+            getattr(models, p).save_weights(str(staged[p]))
     return files
 
 
