@@ -169,11 +169,10 @@ class Animator:
         if models is None or not renderer_entry(method).needs_models:
             method, models = load_models(method)
         self.method, self.models = method, models
-        model_size = getattr(getattr(models, "config", None), "size", size)
-        if renderer_entry(method).needs_models and model_size != size:
+        if renderer_entry(method).needs_models and models.config.size != size:
             raise UsageError(
-                f"the trained model renders {model_size}-pixel face crops, not {size}: "
-                f"use size {model_size} (the default), or a warp such as thin_plate."
+                f"the trained model renders {models.config.size}-pixel face crops, not {size}: "
+                f"use size {models.config.size} (the default), or a warp such as thin_plate."
             )
         if fine_tune > 0 and method == "model":
             from . import optimize

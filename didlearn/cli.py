@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import DidlearnError, UsageError
 
 EXIT_USER_ERROR = 1
 EXIT_USAGE = 2
@@ -61,7 +61,8 @@ def _in_range(option: str):
             value = kind(text)
         except ValueError:
             value = None
-        if value is None or value != value or not low <= value <= (high or float("inf")):
+        top = float("inf") if high is None else high
+        if value is None or value != value or not low <= value <= top:  # value != value: NaN
             raise argparse.ArgumentTypeError(f"must be a {kind.__name__} {span}, got '{text}'")
         return value
 
@@ -197,7 +198,6 @@ def _check_output_name(out: Path, inputs: list[str | None]) -> None:
 
 
 def _check_template(name: str) -> None:
-    from .errors import DidlearnError
     from .templates import list_templates
 
     if name not in list_templates():
@@ -358,8 +358,6 @@ def _fail(err: BaseException, message: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 = success)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
-    from .errors import DidlearnError
-
     args = _parser().parse_args(argv)  # usage errors: argparse prints them, exits with 2
     try:
         with _stop_on_signals():

@@ -108,6 +108,12 @@ def _auto_upsample(image: np.ndarray) -> int:
     return 1 if max(image.shape[:2]) <= 640 else 0
 
 
+def _face_of(rect, score: float, scale: float = 1.0) -> Face:
+    """A dlib rectangle (pixels of the image it ran on, times ``scale``) and score as a Face."""
+    box = (rect.left(), rect.top(), rect.right(), rect.bottom())
+    return Face(tuple(float(v) * scale for v in box), float(score))  # type: ignore[arg-type]
+
+
 def detect_faces(
     image: np.ndarray, upsample: int | None = None, threshold: float = 0.0
 ) -> list[Face]:
@@ -127,10 +133,7 @@ def detect_faces(
     img = to_uint8(image)
     up = _auto_upsample(img) if upsample is None else int(upsample)
     rects, scores, _ = _detector().run(img, up, float(threshold))
-    faces = [
-        Face((float(r.left()), float(r.top()), float(r.right()), float(r.bottom())), float(s))
-        for r, s in zip(rects, scores, strict=True)
-    ]
+    faces = [_face_of(r, s) for r, s in zip(rects, scores, strict=True)]
     if not faces:
         return []
     biggest = max(f.size for f in faces)
@@ -152,8 +155,6 @@ def detect_faces_cnn(image: np.ndarray) -> list[Face]:
     Boxes are in ``image`` pixels; ``score`` is the CNN's confidence. The image is scaled to at
     most :data:`CNN_MAX_SIDE` pixels first (upsampled once when it is smaller than half that).
     """
-    import cv2
-
     img = to_uint8(image)
     scale = min(1.0, CNN_MAX_SIDE / max(img.shape[:2]))
     small = (
@@ -162,16 +163,7 @@ def detect_faces_cnn(image: np.ndarray) -> list[Face]:
         else cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     )
     found = _cnn_detector()(small, 1 if max(small.shape[:2]) < CNN_MAX_SIDE // 2 else 0)
-    faces = [
-        Face(
-            tuple(
-                float(v) / scale
-                for v in (d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom())
-            ),
-            float(d.confidence),
-        )
-        for d in found
-    ]
+    faces = [_face_of(d.rect, d.confidence, 1 / scale) for d in found]
     return sorted(faces, key=lambda f: -f.score)
 
 
