@@ -357,7 +357,6 @@ def _fail(err: BaseException, message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 = success)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
     args = _parser().parse_args(argv)  # usage errors: argparse prints them, exits with 2
     try:
         with _stop_on_signals():

@@ -59,7 +59,9 @@ def register_renderer_factory(
     """Decorator registering ``factory(options) -> Renderer`` under ``name``."""
 
     def register(factory: Callable[[RenderOptions], Renderer]) -> Callable[..., Renderer]:
-        if name in RENDERERS or name == "auto":
+        if name == "auto":
+            raise ValueError("'auto' is reserved: it stands for DEFAULT_METHOD")
+        if name in RENDERERS:
             raise ValueError(f"a renderer named '{name}' is registered already")
         RENDERERS[name] = RendererEntry(name, summary, factory, needs_models)
         return factory
