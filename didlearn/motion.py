@@ -20,7 +20,9 @@ import numpy as np
 import tensorflow as tf
 
 from .flow import warp
-from .landmarks import FACE_OUTLINE  # also read here by protocol and the tests
+
+# FACE_OUTLINE is also read from here by protocol and the tests
+from .landmarks import FACE_OUTLINE, OUTER_LIPS
 from .spline import thin_plate_spline
 
 # --------------------------------------------------------------------------------------------
@@ -247,6 +249,17 @@ def outside_face(landmarks: tf.Tensor, height: int, width: int, margin: int = 4)
     if margin:
         inside = tf.nn.max_pool2d(inside, 2 * margin + 1, 1, "SAME")
     return 1.0 - inside
+
+
+def inside_mouth(landmarks: tf.Tensor, height: int, width: int, margin: int = 3) -> tf.Tensor:
+    """``(B, H, W, 1)`` float mask: 1 inside the outer-lip polygon grown by ``margin`` px (lips,
+    teeth, tongue, the dark inside), else 0 (``landmarks``: ``(B, 68, 2)`` pixels)."""
+    poly = tf.gather(tf.convert_to_tensor(landmarks, tf.float32), _OUTER_LIPS, axis=1)
+    inside = inside_polygon(poly, height, width)
+    return tf.nn.max_pool2d(inside, 2 * margin + 1, 1, "SAME") if margin else inside
+
+
+_OUTER_LIPS = list(range(68))[OUTER_LIPS]
 
 
 def area_ratio(flow) -> np.ndarray:

@@ -73,7 +73,10 @@ class _QuietLoader(importlib.abc.Loader):
     def exec_module(self, module: ModuleType) -> None:
         with held_back_logs():
             self.loader.exec_module(module)
-            module.config.list_logical_devices()  # device initialisation (cuInit) logs here
+            # device initialisation (cuInit) logs here; not in a cluster (TF_CONFIG), whose
+            # collective operations must be configured before the devices start
+            if not os.environ.get("TF_CONFIG"):
+                module.config.list_logical_devices()
 
 
 class QuietTensorFlowFinder(importlib.abc.MetaPathFinder):

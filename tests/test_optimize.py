@@ -4,12 +4,14 @@ import dataclasses
 import json
 import re
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from didlearn import data, faces, generator, landmarks, motion, optimize, provenance
+from didlearn.errors import UsageError
 
 SMALL = generator.GeneratorConfig(size=64)
 #: Coarse perceptual scales only: a 64 px crop at 1/8 is the smallest VGG input worth having.
@@ -109,7 +111,10 @@ def test_losses_vanish_for_the_right_answer(clip):
     assert float(wrong["total"]) > float(losses["total"]) + 0.01
     # the painting is judged on its own, even where the fusion mask would hide it
     bad_paint = optimize.compute_losses({**out, "colour": src}, drv, ks, kd, FAST)
-    expected = FAST.colour * float(tf.reduce_mean(tf.abs(src - drv)))
+    mouth = motion.inside_mouth(kd, 64, 64)
+    in_mouth = float(tf.reduce_sum(mouth * tf.abs(src - drv)) / (3 * tf.reduce_sum(mouth) + 1))
+    assert float(losses["mouth"]) == 0 and in_mouth > 0.01
+    expected = FAST.colour * float(tf.reduce_mean(tf.abs(src - drv))) + FAST.mouth * in_mouth / 2
     assert np.isclose(float(bad_paint["total"]) - float(losses["total"]), expected, rtol=1e-4)
     # painting costs paint * (1 - M) per pixel, even when the painting is right
     half = tf.concat([tf.zeros_like(drv[:, :32, :, :1]), tf.ones_like(drv[:, 32:, :, :1])], 1)
@@ -294,3 +299,84 @@ def test_training_command_rejects_bad_loss_weights(item, message, capsys):
         optimize.main(["--weight", item])
     assert exit_info.value.code == 2
     assert re.search(message, capsys.readouterr().err)
+
+
+def test_mouth_mask_covers_the_lips_only(clip):
+    """The mouth term's mask: the outer-lip polygon (a few px grown), not the rest of the face."""
+    points = clip.landmarks[0]
+    mouth = motion.inside_mouth(tf.constant(points[None]), 64, 64)[0, ..., 0].numpy()
+    lips = points[landmarks.OUTER_LIPS]
+    for x, y in lips.round().astype(int):
+        assert mouth[np.clip(y, 0, 63), np.clip(x, 0, 63)] == 1
+    eyes = points[landmarks.RIGHT_EYE].mean(0).round().astype(int)
+    assert mouth[eyes[1], eyes[0]] == 0
+    assert 0.005 < mouth.mean() < 0.2
+
+
+def test_person_comes_from_the_clip_name():
+    assert optimize.person_of("styletalk_Obama_clip2") == "styletalk_Obama"
+    assert optimize.person_of("styletalk_andrew_clip_1") == "styletalk_andrew"
+    assert optimize.person_of("styletalk_feifeili_clip2_short") == "styletalk_feifeili"
+    assert optimize.person_of("styletalk_furious_talk2_clip7") == "styletalk_furious"
+    assert optimize.person_of("styletalk_KristiNoem") == "styletalk_KristiNoem"
+    assert optimize.person_of("liveportrait_d11") == "liveportrait_d11"
+
+
+def test_validation_clips_never_train_and_their_people_cannot_leak(tmp_path):
+    paths = [tmp_path / f"{s}.mp4" for s in ("liveportrait_d0", *optimize.VALIDATION_CLIPS)]
+    training, validation = optimize.split_videos(paths)
+    assert [p.stem for p in training] == ["liveportrait_d0"]
+    assert sorted(p.stem for p in validation) == sorted(optimize.VALIDATION_CLIPS)
+    assert len(optimize.VALIDATION_PEOPLE) == len(optimize.VALIDATION_CLIPS) >= 5
+    with pytest.raises(UsageError, match="styletalk_KristiNoem, a validation person"):
+        optimize.split_videos([tmp_path / "styletalk_KristiNoem_clip2.mp4"])
+
+
+SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
+
+
+@pytest.mark.skipif(not SHARED_VIDEOS.is_dir(), reason="needs ../shared/data/videos")
+def test_each_validation_person_is_in_one_clip_of_the_shared_set():
+    stems = [p.stem for p in SHARED_VIDEOS.glob("*.mp4")]
+    people = [optimize.person_of(s) for s in stems]
+    assert len(stems) == 41 and len(set(people)) == 27  # the shared set's README
+    for person in optimize.VALIDATION_PEOPLE:
+        assert people.count(person) == 1, person
+
+
+def _fake_clip(name, frames=6, value=0):
+    crops = np.full((frames, 8, 8, 3), value, np.uint8)
+    return optimize.Clip(name, crops, np.zeros((frames, 68, 2), np.float32))
+
+
+def test_prepared_clips_are_cached_and_prepared_again_when_the_video_changes(tmp_path, monkeypatch):
+    from didlearn.optimize import clips as clips_module
+
+    prepared = []
+
+    def prepare(path, size, max_frames):
+        prepared.append(path.name)
+        return _fake_clip(path.stem, value=len(prepared))
+
+    monkeypatch.setattr(clips_module, "prepare_clip", prepare)
+    video, cache = tmp_path / "talk.mp4", tmp_path / "cache"
+    video.write_bytes(b"first version")
+    first = optimize.prepare_clips([video], 8, cache=cache, progress=False)[0]
+    again = optimize.prepare_clips([video], 8, cache=cache, progress=False)[0]
+    assert prepared == ["talk.mp4"]  # the rerun read the cache
+    assert isinstance(again.frames, np.memmap) and np.array_equal(again.frames, first.frames)
+    assert again.person == "talk"
+    video.write_bytes(b"second version")  # same name, other bytes: prepared again
+    changed = optimize.prepare_clips([video], 8, cache=cache, progress=False)[0]
+    assert prepared == ["talk.mp4", "talk.mp4"] and int(changed.frames[0, 0, 0, 0]) == 2
+    assert not list(cache.rglob(".*part*"))  # no temporary file left
+
+
+def test_pairs_are_drawn_evenly_by_person_not_by_clip():
+    # one person in three clips (value 1), another in one short clip (value 2)
+    many = [_fake_clip(f"styletalk_a_clip{i}", frames=40, value=1) for i in range(3)]
+    clips = [*many, _fake_clip("solo", frames=5, value=2)]
+    ds = optimize.pair_dataset(clips, batch=8, seed=3, augment=False)
+    values = np.concatenate([b[0].numpy()[:, 0, 0, 0] for b in ds.take(40)])
+    share = np.mean(np.isclose(values, 2 / 255))
+    assert 0.4 < share < 0.6, share  # by clip it would be 1/4, by frame 1/25

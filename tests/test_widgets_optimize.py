@@ -45,8 +45,8 @@ def test_run_steps_records_every_step_and_lowers_the_loss(run):
     result, _ = run
     assert [h["step"] for h in result.history] == [1, 2, 3]
     # perceptual weight 0: no perceptual term
-    assert set(result.history[0]) == {"step", "l1", "keypoint", "colour", "paint", "total"}
-    assert set(result.final) == {"l1", "keypoint", "colour", "paint", "total"}
+    assert set(result.history[0]) == {"step", "l1", "keypoint", "colour", "paint", "mouth", "total"}
+    assert set(result.final) == {"l1", "keypoint", "colour", "paint", "mouth", "total"}
     assert all(np.isfinite(h["total"]) for h in result.history)
     assert result.final["total"] < result.history[0]["total"]
     assert result.frame.shape == (SIZE, SIZE, 3)

@@ -16,11 +16,11 @@ import tensorflow as tf
 
 from .. import generator
 from ..data import VIDEO_SUFFIXES
+from ..errors import UsageError
 from .clips import pair_dataset, prepare_clips
-from .loop import distribution_strategy, fit, make_optimizer, use_mixed_precision
+from .loop import cluster_task, distribution_strategy, fit, make_optimizer, use_mixed_precision
 from .losses import describe_losses, parse_loss_weights
-
-#: Suffixes of the videos a folder given to ``--videos`` contributes.
+from .split import VALIDATION_CLIPS, split_videos
 
 
 def _video_files(sources: Sequence[str]) -> list[Path]:
@@ -49,12 +49,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--videos", nargs="*", default=[], help="videos or folders (default: the bundled clip)"
     )
-    parser.add_argument("--exclude", nargs="*", default=[], help="video stems to hold out")
+    parser.add_argument(
+        "--exclude",
+        nargs="*",
+        default=[],
+        help="video stems to hold out besides the validation clips, which never train "
+        f"({', '.join(VALIDATION_CLIPS)})",
+    )
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument(
         "--max-minutes", type=float, default=None, help="stop after this long (checkpointed)"
     )
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=4, help="pairs per step and replica")
+    parser.add_argument("--size", type=int, default=256, help="crop side in pixels (models: 256)")
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--max-frames", type=int, default=None, help="frames per video")
     parser.add_argument("--log-dir", default="runs/train", help="log, checkpoints, loss plot")
@@ -80,20 +87,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:
         parser.error(str(err))
 
-    paths = [p for p in _video_files(args.videos) if p.stem not in set(args.exclude)]
+    try:
+        paths, held_out = split_videos(_video_files(args.videos))
+    except UsageError as err:
+        parser.error(str(err))
+    paths = [p for p in paths if p.stem not in set(args.exclude)]
+    if held_out:
+        print(f"validation clips, not trained on: {', '.join(p.stem for p in held_out)}")
+    strategy = distribution_strategy()  # first: a cluster's collectives start with the runtime
     mixed = use_mixed_precision()
-    strategy = distribution_strategy()
-    clips = prepare_clips(paths, max_frames=args.max_frames, cache=Path(args.log_dir, "clips"))
+    workers, worker = cluster_task()
+    config = generator.GeneratorConfig(size=args.size)
+    clips = prepare_clips(paths, args.size, args.max_frames, cache=Path(args.log_dir, "clips"))
     frames = sum(len(c.frames) for c in clips)
-    print(f"{len(clips)} videos, {frames} frames: {', '.join(c.name for c in clips)}")
+    people = sorted({c.person for c in clips})
+    print(
+        f"{len(clips)} videos of {len(people)} people, {frames} frames "
+        "(pairs drawn evenly by person)"
+    )
     with strategy.scope():
         if args.init:
             models = generator.load_models(args.init)
+            if models.config.size != args.size:
+                parser.error(
+                    f"--init {args.init} holds {models.config.size}-px weights, "
+                    f"not --size {args.size}"
+                )
         else:
             # the seed of the initial weights: generator.build_models sets Keras' global seed
-            models = generator.build_models(seed=args.seed)
+            models = generator.build_models(config, seed=args.seed)
         optimizer = make_optimizer(args.lr, mixed)
-    ds = pair_dataset(clips, args.batch * strategy.num_replicas_in_sync, seed=args.seed)
+    # every worker draws its own pairs (its own seed), and the global batch is split among all
+    ds = pair_dataset(clips, args.batch * strategy.num_replicas_in_sync, seed=args.seed + worker)
+    if workers > 1:
+        ds = ds.with_options(_unsharded())
     t0 = time.perf_counter()
     history = fit(
         models,
@@ -109,11 +136,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "seed": args.seed,
             "batch_per_replica": args.batch,
             "clips": [c.name for c in clips],
+            "people": people,
+            "validation_clips": list(VALIDATION_CLIPS),
             "frames": frames,
             "videos": [str(p) for p in paths],
             "max_frames": args.max_frames,
             "init": args.init,
             "mixed_precision": mixed,
+            "workers": workers,
+            "worker": worker,
             "out": args.out,
         },
     )
@@ -123,11 +154,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _unsharded() -> tf.data.Options:
+    """Dataset options for a cluster: no automatic sharding (pairs come from a generator, not
+    files; each worker's own seed makes its pairs differ)."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return options
+
+
 def _weights_info(args, weights, clips, history, t0: float) -> dict:
     """What is saved with the weights (``generator.save_models``' ``info``)."""
     last = history[-min(100, len(history)) :] if history else []
     return {
         "videos": [c.name for c in clips],
+        "people": len({c.person for c in clips}),
+        "validation_clips": list(VALIDATION_CLIPS),
         "frames": sum(len(c.frames) for c in clips),
         "steps": int(history[-1]["step"]) if history else args.steps,
         "batch": args.batch,

@@ -2,12 +2,15 @@
 
 ::
 
-    video ─► prepare_clip (reenactment.crop_clip, as uint8) ─► prepare_clips (.npz cache)
-        ─► pair_dataset: random frame pairs ─► augment_pair (flip, crop, colour) ─► batches
+    video ─► prepare_clip (reenactment.crop_clip, as uint8) ─► prepare_clips (cache keyed by the
+        video's bytes; memory-mapped) ─► pair_dataset: a person, a clip of theirs, two frames
+        ─► augment_pair (flip, crop, colour) ─► batches
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -17,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..landmarks import MIRROR
+from .split import person_of
 
 
 @dataclass
@@ -26,13 +30,19 @@ class Clip:
     Attributes:
         name: the video's file stem.
         frames: ``(T, S, S, 3)`` uint8 crops, all with the first frame's crop square (as in the
-            self-reenactment benchmark, so head motion stays in the picture).
+            self-reenactment benchmark, so head motion stays in the picture). From the cache a
+            read-only memory map: training reads the frames it draws, not the whole set.
         landmarks: ``(T, 68, 2)`` float32 landmarks in crop pixels.
+        person: who the clip shows (:func:`split.person_of`); pairs are drawn evenly by person.
     """
 
     name: str
     frames: np.ndarray
     landmarks: np.ndarray
+    person: str = ""
+
+    def __post_init__(self) -> None:
+        self.person = self.person or person_of(self.name)
 
 
 def prepare_clip(path: str | os.PathLike, size: int = 256, max_frames: int | None = None) -> Clip:
@@ -45,6 +55,51 @@ def prepare_clip(path: str | os.PathLike, size: int = 256, max_frames: int | Non
     return Clip(Path(path).stem, quantize(crops.frames), crops.landmarks.astype(np.float32))
 
 
+#: Files of one prepared clip in the cache folder (``<cache>/<stem>_<size>_<max_frames>/``).
+CACHE_FILES = ("frames.npy", "landmarks.npy", "source.json")
+
+
+def video_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a video file's bytes: what a cached clip was prepared from."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _cache_folder(cache: str | os.PathLike, path: Path, size: int, max_frames: int | None) -> Path:
+    return Path(cache, f"{path.stem}_{size}_{max_frames}")
+
+
+def load_cached_clip(folder: Path, digest: str) -> Clip | None:
+    """The clip cached in ``folder`` if it was prepared from a video with this ``digest``
+    (None otherwise: missing, incomplete, or the video has changed since)."""
+    try:
+        source = json.loads((folder / "source.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if source.get("sha256") != digest:
+        return None
+    frames = np.load(folder / "frames.npy", mmap_mode="r")
+    return Clip(source["name"], frames, np.load(folder / "landmarks.npy"))
+
+
+def save_cached_clip(folder: Path, clip: Clip, digest: str) -> None:
+    """Write a prepared clip into ``folder``, all files or none (``source.json`` last, so a
+    folder without it is never read)."""
+    from ..data import atomic_output, atomic_outputs
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "source.json").unlink(missing_ok=True)  # stale until the new arrays are in
+    paths = [folder / name for name in CACHE_FILES[:2]]
+    with atomic_outputs(paths, overwrite=True) as (frames, points):
+        np.save(frames, clip.frames)
+        np.save(points, clip.landmarks)
+    with atomic_output(folder / "source.json", overwrite=True) as meta:
+        meta.write_text(json.dumps({"name": clip.name, "sha256": digest}) + "\n")
+
+
 def prepare_clips(
     paths: Sequence[str | os.PathLike],
     size: int = 256,
@@ -52,23 +107,26 @@ def prepare_clips(
     cache: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> list[Clip]:
-    """:func:`prepare_clip` for several videos; ``cache`` folder keeps the results (``.npz``)."""
+    """:func:`prepare_clip` for several videos, once: the ``cache`` folder keeps each result,
+    keyed by the video's bytes (:func:`video_digest`), so reruns and resumed runs reuse it and
+    a changed video is prepared again."""
     from tqdm.auto import tqdm
 
-    from ..data import atomic_output
+    from ..errors import MissingResourceError
 
     clips = []
-    for path in tqdm(list(paths), desc="videos", unit="video", disable=not progress):
-        stored = Path(cache, f"{Path(path).stem}_{size}_{max_frames}.npz") if cache else None
-        if stored is not None and stored.is_file():
-            z = np.load(stored)
-            clips.append(Clip(Path(path).stem, z["frames"], z["landmarks"]))
+    for path in tqdm([Path(p) for p in paths], desc="videos", unit="video", disable=not progress):
+        if cache is None:
+            clips.append(prepare_clip(path, size, max_frames))
             continue
-        clip = prepare_clip(path, size, max_frames)
-        if stored is not None:
-            with atomic_output(stored, overwrite=True) as tmp:
-                np.savez(tmp, frames=clip.frames, landmarks=clip.landmarks)
-        clips.append(clip)
+        folder, digest = _cache_folder(cache, path, size, max_frames), video_digest(path)
+        cached = load_cached_clip(folder, digest)
+        if cached is None:
+            save_cached_clip(folder, prepare_clip(path, size, max_frames), digest)
+            cached = load_cached_clip(folder, digest)
+        if cached is None:
+            raise MissingResourceError(f"{folder}: the clip just prepared cannot be read back")
+        clips.append(cached)
     return clips
 
 
@@ -123,20 +181,26 @@ def pair_dataset(
 ) -> tf.data.Dataset:
     """Endless ``tf.data`` batches ``(source, driving, ks, kd)`` of random frame pairs.
 
-    Every clip is drawn equally often (a short clip, like the bundled one, is not drowned by
-    long ones), then two of its frames at random. ``seed`` drives the pair choice (a NumPy
-    generator) and the augmentation's per-pair seeds (``tf.data.Dataset.random``, whose stream,
-    like every TF op seed, is combined with TF's global seed when one is set).
+    Every *person* is drawn equally often (one actor's nine clips do not outweigh a person
+    with one, and a long clip does not outweigh a short one), then one of their clips with a
+    chance proportional to its frames, then two of its frames at random. ``seed`` drives the
+    pair choice (a NumPy generator) and the augmentation's per-pair seeds
+    (``tf.data.Dataset.random``, whose stream, like every TF op seed, is combined with TF's
+    global seed when one is set).
 
     Returns:
         batches of ``(B, S, S, 3)`` float32 frames and ``(B, 68, 2)`` landmarks.
     """
     size = clips[0].frames.shape[1]
+    people = sorted({c.person for c in clips})
+    by_person = [[c for c in clips if c.person == p] for p in people]
 
     def pairs() -> Iterator[tuple[np.ndarray, ...]]:
         rng = np.random.default_rng(seed)
         while True:
-            c = clips[rng.integers(len(clips))]
+            theirs = by_person[rng.integers(len(people))]
+            lengths = np.array([len(c.frames) for c in theirs], dtype=float)
+            c = theirs[rng.choice(len(theirs), p=lengths / lengths.sum())]
             i, j = rng.integers(len(c.frames), size=2)
             yield c.frames[i], c.frames[j], c.landmarks[i], c.landmarks[j]
 

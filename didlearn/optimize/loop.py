@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -30,8 +31,46 @@ TrainStep = Callable[[tuple], dict[str, tf.Tensor]]
 # --------------------------------------------------------------------------------------------
 
 
+def cluster_task() -> tuple[int, int]:
+    """``(workers, this worker's index)`` of the cluster ``TF_CONFIG`` describes; ``(1, 0)``
+    without one.
+
+    ``TF_CONFIG`` is TensorFlow's own description of a multi-machine run, one JSON per worker:
+    ``{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker",
+    "index": 0}}`` (README, "Training on several machines").
+
+    Raises:
+        UsageError: ``TF_CONFIG`` is not such a JSON.
+    """
+    from ..errors import UsageError
+
+    text = os.environ.get("TF_CONFIG", "").strip()
+    if not text:
+        return 1, 0
+    try:
+        config = json.loads(text)
+        workers = len(config["cluster"].get("chief", [])) + len(config["cluster"]["worker"])
+        index = int(config["task"]["index"]) + (config["task"]["type"] == "worker") * len(
+            config["cluster"].get("chief", [])
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise UsageError(
+            f"TF_CONFIG is not a cluster description ({err}): expected "
+            '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}}'
+        ) from None
+    return workers, index
+
+
 def distribution_strategy() -> tf.distribute.Strategy:
-    """``MirroredStrategy`` across GPUs when there are several, else the default strategy."""
+    """The strategy for this machine and cluster: ``MultiWorkerMirroredStrategy`` when
+    ``TF_CONFIG`` names several workers (each keeps a full copy of the weights; gradients are
+    summed across them every step), ``MirroredStrategy`` across several GPUs, else the default.
+
+    Call it before anything else touches TensorFlow's devices: collective operations must be
+    configured when the runtime starts.
+    """
+    if cluster_task()[0] > 1:
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
