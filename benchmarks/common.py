@@ -25,13 +25,28 @@ def media_files(sources: list[str] | None, suffixes: tuple[str, ...]) -> list[Pa
 
 
 def add_methods_argument(parser: argparse.ArgumentParser, exclude: tuple[str, ...] = ()) -> None:
-    """``--methods``: comma-separated registered renderers (default: all but ``exclude``)."""
+    """``--methods``: comma-separated registered renderers (default: all but ``exclude``), and
+    ``--weights``: the trained models' folder (default: the shipped weights)."""
     default = [m for m in renderers.renderer_names() if m not in exclude]
     parser.add_argument(
         "--methods",
         default=",".join(default),
         help=f"comma-separated renderers, of {', '.join(renderers.renderer_names())}",
     )
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        help="folder of the trained models' weights (default: the shipped ones), e.g. a "
+        "training run's --out",
+    )
+
+
+def keep_validation_clips(paths: list[Path]) -> list[Path]:
+    """The clips among ``paths`` that no training run uses (``optimize.VALIDATION_CLIPS``)."""
+    from didlearn.optimize.split import split_videos
+
+    return split_videos(paths)[1]
 
 
 def parse_methods(parser: argparse.ArgumentParser, text: str) -> list[str]:
@@ -49,12 +64,17 @@ def needs_models(methods: list[str]) -> bool:
     return any(renderers.renderer_entry(m).needs_models for m in methods)
 
 
-def load_model_or_skip(methods: list[str]) -> tuple[list[str], object]:
-    """``(methods, models)``: the shipped models if a method needs them, or, when they cannot be
-    loaded, those methods dropped with a note (the other methods still run)."""
+def load_model_or_skip(methods: list[str], weights: Path | None = None) -> tuple[list[str], object]:
+    """``(methods, models)``: the models (shipped, or those in the ``weights`` folder) if a method
+    needs them, or, when they cannot be loaded, those methods dropped with a note (the other
+    methods still run)."""
     if not needs_models(methods):
         return methods, None
     try:
+        if weights is not None:
+            from didlearn import generator
+
+            return methods, generator.load_models(weights)
         return methods, animate.load_models("model")[1]
     except Exception as err:  # missing weights or module: report, run the rest
         print(f"note: skipping the trained model's renderers ({err})", file=sys.stderr)

@@ -28,6 +28,7 @@ from common import (  # noqa: E402
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
     add_methods_argument,
+    keep_validation_clips,
     load_model_or_skip,
     media_files,
     parse_methods,
@@ -37,8 +38,14 @@ from results_file import write_json  # noqa: E402
 from didlearn import data, faces, protocol  # noqa: E402
 
 
-def benchmark(portraits: list[Path], videos: list[Path], methods: list[str], frames) -> dict:
-    methods, models = load_model_or_skip(methods)
+def benchmark(
+    portraits: list[Path],
+    videos: list[Path],
+    methods: list[str],
+    frames,
+    weights: Path | None = None,
+) -> dict:
+    methods, models = load_model_or_skip(methods, weights)
     photos = (
         [(p.stem, data.load_image(p)) for p in portraits]
         if portraits
@@ -72,12 +79,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--videos", nargs="*", help="folders or clips (default: the bundled clip)")
     parser.add_argument("--frames", type=int, default=None, help="driving frames per clip")
     add_methods_argument(parser)
+    parser.add_argument(
+        "--validation",
+        action="store_true",
+        help="only the validation clips among --videos (optimize.VALIDATION_CLIPS: no training "
+        "run sees their people)",
+    )
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     methods = parse_methods(parser, args.methods)
     portraits = media_files(args.portraits, IMAGE_SUFFIXES)
     videos = media_files(args.videos, VIDEO_SUFFIXES)
-    results = benchmark(portraits, videos, methods, args.frames)
+    if args.validation:
+        videos = keep_validation_clips(videos)
+    results = benchmark(portraits, videos, methods, args.frames, args.weights)
     print("mean over pairs:")
     print(table({"mean": results["mean"]}))
     if args.json:

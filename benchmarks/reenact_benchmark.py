@@ -40,6 +40,7 @@ import numpy as np  # noqa: E402
 from common import (  # noqa: E402
     VIDEO_SUFFIXES,
     add_methods_argument,
+    keep_validation_clips,
     load_model_or_skip,
     media_files,
     parse_methods,
@@ -73,9 +74,13 @@ def render_timed(render, photo, ks, kps, batch: int = 8) -> tuple[np.ndarray, fl
 
 
 def benchmark(
-    paths: list[Path], methods: list[str], max_frames: int | None, every: int = 1
+    paths: list[Path],
+    methods: list[str],
+    max_frames: int | None,
+    every: int = 1,
+    weights: Path | None = None,
 ) -> dict:
-    methods, models = load_model_or_skip(methods)
+    methods, models = load_model_or_skip(methods, weights)
     renderers = {m: animate.make_renderer(m, models) for m in methods}
     results: dict = {"mean": {}, "videos": {}}
     for path in paths:
@@ -105,9 +110,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-frames", type=int, default=None, help="frames per video")
     parser.add_argument("--every", type=int, default=1, help="score every K-th frame")
     add_methods_argument(parser)
+    parser.add_argument(
+        "--validation",
+        action="store_true",
+        help="only the validation clips among --videos (optimize.VALIDATION_CLIPS: no training "
+        "run sees their people)",
+    )
     args = parser.parse_args(argv)
     methods = parse_methods(parser, args.methods)
-    results = benchmark(video_paths(args.videos), methods, args.max_frames, args.every)
+    paths = video_paths(args.videos)
+    if args.validation:
+        paths = keep_validation_clips(paths)
+    results = benchmark(paths, methods, args.max_frames, args.every, args.weights)
     print("mean over videos:")
     print(table({"mean": results["mean"]}))
     if args.json:
