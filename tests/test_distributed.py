@@ -79,6 +79,8 @@ def test_two_workers_train_together_and_agree_on_the_weights(tmp_path):
     assert [c["training"]["replicas"] for c in configs] == [2, 2]
     assert [c["training"]["worker"] for c in configs] == [0, 1]
     first, second = (generator.load_models(tmp_path / f"weights{i}") for i in range(2))
+    # the run's whole configuration is kept next to the weights too
+    assert first.info["run_config"] == configs[0] and second.info["run_config"] == configs[1]
     start = generator.build_models(generator.GeneratorConfig(size=64), seed=0)
     for part in generator.PARTS:
         mine, theirs = getattr(first, part).get_weights(), getattr(second, part).get_weights()

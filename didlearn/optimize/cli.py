@@ -163,9 +163,13 @@ def _unsharded() -> tf.data.Options:
 
 
 def _weights_info(args, weights, clips, history, t0: float) -> dict:
-    """What is saved with the weights (``generator.save_models``' ``info``)."""
+    """What is saved with the weights (``generator.save_models``' ``info``): the run's summary
+    and its whole ``config.json`` (the same record as in the log folder)."""
+    from .logs import read_config
+
     last = history[-min(100, len(history)) :] if history else []
     return {
+        "run_config": read_config(args.log_dir),
         "videos": [c.name for c in clips],
         "people": len({c.person for c in clips}),
         "validation_clips": list(VALIDATION_CLIPS),
