@@ -300,17 +300,20 @@ def demo_command(args: argparse.Namespace) -> int:
         ("driven", animator.animate(driving, max_frames=pick(None, 10)), driving, None),
         ("idle", animator.animate_template("idle", pick(4.0, 0.4), 25.0), None, 25.0),
     ]
-    written = []
-    for name, frames, audio, fps in runs:
-        rate = fps or data.video_info(driving).fps
-        written += animate.save(
-            frames,
-            folder / f"portrait_{name}.mp4",
-            rate,
-            audio_from=audio,
-            gif=folder / f"portrait_{name}.gif",
-            overwrite=True,
-        )
+    written: list[Path] = []
+    try:
+        for name, frames, audio, fps in runs:
+            rate = fps or data.video_info(driving).fps
+            written += animate.save(
+                frames,
+                folder / f"portrait_{name}.mp4",
+                rate,
+                audio_from=audio,
+                gif=folder / f"portrait_{name}.gif",
+                overwrite=True,
+            )
+    except KeyboardInterrupt as stop:  # the clips done so far are complete: say so
+        raise Stopped(getattr(stop, "signal", signal.SIGINT), written) from None
     print(f"demo ({animator.method}) written in {time.perf_counter() - t0:.1f} s:")
     for p in written:
         print(p)
@@ -331,11 +334,13 @@ COMMANDS = {"animate": animate_command, "demo": demo_command, "templates": templ
 
 class Stopped(KeyboardInterrupt):
     """SIGTERM or SIGHUP (``kill``, a closed terminal), handled as Ctrl-C: the atomic writers
-    remove their temporary files and TensorFlow's exit handlers run."""
+    remove their temporary files and TensorFlow's exit handlers run. ``written``: the files a
+    command had completed before it was stopped."""
 
-    def __init__(self, signum: int) -> None:
+    def __init__(self, signum: int, written: list[Path] | None = None) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signal = signum
+        self.written = written or []
 
 
 @contextmanager
@@ -386,7 +391,9 @@ def main(argv: list[str] | None = None) -> int:
             "or written (outputs), and that the disk has room.",
         )
     except KeyboardInterrupt as err:
-        print("error: interrupted; nothing was written.", file=sys.stderr)
+        done = " and ".join(map(str, getattr(err, "written", [])))
+        what = f"{done} were written, nothing else" if done else "nothing was written"
+        print(f"error: interrupted; {what}.", file=sys.stderr)
         return 128 + getattr(err, "signal", signal.SIGINT)
 
 
