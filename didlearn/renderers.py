@@ -244,8 +244,8 @@ def model_renderer(options: RenderOptions) -> Renderer:
 
 #: What ``method="auto"`` renders with: the renderer that measured best on whole frames of
 #: people the shipped model never saw (``benchmarks/cross_benchmark.py``; the model card's
-#: cross-identity table). Thin-plate warping keeps identity and face-likeness better than the
-#: shipped model, which carries the motion more closely but was trained on six people.
+#: cross-identity table). Thin-plate warping keeps identity better and jitters less than the
+#: shipped model, which carries the motion more closely and keeps a little more detail.
 DEFAULT_METHOD = "thin_plate"
 
 

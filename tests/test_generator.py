@@ -325,8 +325,10 @@ def test_painting_only_inside_a_mouth_opening_wider_than_the_photos(portrait_cro
 
 def test_no_grey_blotches_on_the_bundled_pair():
     """The bundled portrait driven by the bundled clip, frames 85-100 (the biggest head rolls):
-    the decoder's own mask opens on cheek, forehead and chin and its painting shows there as flat
-    grey patches; the rendered frames must show none inside the face (outside the mouth)."""
+    the decoder's own mask opens on the face's skin and its painting shows there as flat grey
+    patches (the earlier weights over up to 12 % of the skin, the shipped ones over a few
+    hundredths of a per cent); the rendered frames must show none inside the face (outside the
+    mouth)."""
     from didlearn import animate
 
     anim = animate.Animator(data.sample_portrait(), method="model", progress=False)
@@ -342,7 +344,7 @@ def test_no_grey_blotches_on_the_bundled_pair():
 
     decoder = out["decoder_mask"] * out["warped"] + (1 - out["decoder_mask"]) * out["colour"]
     decoder = decoder.numpy()
-    assert blotched(decoder) > 0.01  # the blotches are there in what the decoder proposes ...
+    assert blotched(decoder) > 1e-4  # the blotches are there in what the decoder proposes ...
     assert blotched(out["frame"].numpy()) < 1e-4  # ... and not in the frames rendered
 
 

@@ -380,3 +380,15 @@ def test_pairs_are_drawn_evenly_by_person_not_by_clip():
     values = np.concatenate([b[0].numpy()[:, 0, 0, 0] for b in ds.take(40)])
     share = np.mean(np.isclose(values, 2 / 255))
     assert 0.4 < share < 0.6, share  # by clip it would be 1/4, by frame 1/25
+
+
+def test_the_shipped_weights_never_saw_a_validation_person():
+    """The split is in the code and in the weights' record: the shipped run trained on no clip
+    of a validation person, and its validation clips are the code's."""
+    meta = json.loads((generator.WEIGHTS_DIR / f"{generator.WEIGHTS_NAME}.json").read_text())
+    info = meta["info"]
+    assert info["validation_clips"] == list(optimize.VALIDATION_CLIPS)
+    trained_people = {optimize.person_of(v) for v in info["videos"]}
+    assert sorted(trained_people) == sorted(info["people"])
+    assert not trained_people & optimize.VALIDATION_PEOPLE
+    assert info["run_config"]["weight_settings"] == generator.weight_settings()
