@@ -208,6 +208,8 @@ _CELLS = f"""() => {{
     return out;
 }}"""
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+#: What a learner can move or click in a widget: sliders, dropdowns, buttons, boxes, text fields.
+CONTROLS = "select, button, input, textarea, .noUi-target"
 
 
 @dataclass
@@ -273,12 +275,18 @@ class Notebook:
         """Until the kernel has nothing left to do."""
         self.page.wait_for_function(_IDLE, timeout=timeout * 1000)
 
+    def _outputs(self, cell: Cell) -> Any:
+        return self.page.locator(f'.jp-Cell[data-windowed-list-index="{cell.index}"]').locator(
+            ".jp-Cell-outputArea > .jp-OutputArea-child > .jp-OutputArea-output"
+        )
+
     def widget(self, cell: Cell) -> Any:
         """Locator of the widget the cell shows (its outermost box)."""
-        view = self.page.locator(f'.jp-Cell[data-windowed-list-index="{cell.index}"]').locator(
-            ".jp-Cell-outputArea > .jp-OutputArea-child > .jp-OutputArea-output > .jupyter-widgets"
-        )
-        return view.first
+        return self._outputs(cell).locator(":scope > .jupyter-widgets").first
+
+    def has_controls(self, cell: Cell) -> bool:
+        """Whether the cell shows a widget with a control (a progress bar has none)."""
+        return self._outputs(cell).locator(".jupyter-widgets").locator(CONTROLS).count() > 0
 
     def close(self) -> None:
         """Close the page (the kernel is shut down by :meth:`JupyterLab.shutdown_kernels`)."""

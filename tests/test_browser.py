@@ -212,49 +212,75 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
     return Media(photo=photo, video=Path(data.sample_driving_video()))
 
 
+@dataclass
+class Ran:
+    """A notebook open in the browser after Run All Cells, and its code cells then."""
+
+    notebook: Notebook
+    cells: list[Cell]
+
+    def check_every_cell_ran(self) -> None:
+        """Every code cell ran and none raised (Run All stops at the first exception)."""
+        name = self.notebook.name
+        failed = next((c for c in self.cells if c.error()), None)
+        assert failed is None, f"{name}: cell {failed.index} raised:\n{failed.error()}"
+        not_run = [c.index for c in self.cells if c.execution_count is None]
+        assert not not_run, f"{name}: cells {not_run} did not run"
+
+    def check_quiet(self) -> None:
+        """No cell printed TensorFlow's C++ log lines (as ``notebooks/conftest.py`` checks)."""
+        noise = [(c.index, s) for c in self.cells for s in tensorflow_log_lines(c.stream_text())]
+        assert not noise, f"{self.notebook.name}: TensorFlow log lines in cell outputs: {noise[:5]}"
+
+    def check_no_javascript_error(self) -> None:
+        """The page logged no uncaught exception and no console error."""
+        errors = self.notebook.js_errors
+        assert not errors, f"{self.notebook.name}: JavaScript errors: {errors}"
+
+
 @pytest.fixture(scope="module", params=NOTEBOOK_NAMES)
-def ran(request: pytest.FixtureRequest, lab: JupyterLab, browser: Any) -> Iterator[Any]:
-    """``(notebook, cells)``: the notebook open in the browser after Run All Cells."""
+def ran(request: pytest.FixtureRequest, lab: JupyterLab, browser: Any) -> Iterator[Ran]:
+    """The notebook open in the browser after Run All Cells (one fresh kernel per notebook)."""
     notebook = Notebook(browser, lab, request.param)
     try:
-        yield notebook, notebook.run_all(RUN_ALL_TIMEOUT)
+        yield Ran(notebook, notebook.run_all(RUN_ALL_TIMEOUT))
     finally:
         notebook.close()
         lab.shutdown_kernels()
 
 
-def test_notebook_runs_in_jupyterlab(ran: Any) -> None:
-    notebook, cells = ran
-    failed = next((c for c in cells if c.error()), None)
-    assert failed is None, f"{notebook.name}: cell {failed.index} raised:\n{failed.error()}"
-    not_run = [c.index for c in cells if c.execution_count is None]
-    assert not not_run, f"{notebook.name}: cells {not_run} did not run"
-    noise = [(c.index, line) for c in cells for line in tensorflow_log_lines(c.stream_text())]
-    assert not noise, f"{notebook.name}: TensorFlow log lines in cell outputs: {noise[:5]}"
-    assert not notebook.js_errors, f"{notebook.name}: JavaScript errors: {notebook.js_errors}"
+def test_notebook_runs_in_jupyterlab(ran: Ran) -> None:
+    ran.check_every_cell_ran()
+    ran.check_quiet()
+    ran.check_no_javascript_error()
 
 
-def test_every_widget_redraws_when_a_control_moves(ran: Any, media: Media) -> None:
-    notebook, cells = ran
+def test_every_widget_redraws_when_a_control_moves(ran: Ran, media: Media) -> None:
+    ran.check_every_cell_ran()  # else its widgets may not be there: the same failure, said again
+    notebook = ran.notebook
     expected = WIDGETS.get(notebook.name, ())
-    shown = [c for c in cells if c.shows_widget]
-    for cell in shown:
-        matches = [w.function for w in expected if w.shown_by(cell)]
-        assert len(matches) == 1, (
-            f"{notebook.name}: cell {cell.index} shows a widget; WIDGETS must list one move of it "
-            f"(matches: {matches}):\n{cell.source}"
-        )
+    shown = [c for c in ran.cells if c.shows_widget]
     for widget in expected:
-        cell = [c for c in shown if widget.shown_by(c)]
-        assert len(cell) == 1, f"{notebook.name}: {len(cell)} widget cells call {widget.function}"
+        cells = [c for c in shown if widget.shown_by(c)]
+        assert len(cells) == 1, f"{notebook.name}: {len(cells)} cells show {widget.function}"
+        view = notebook.widget(cells[0])
+        view.wait_for(timeout=REDRAW_TIMEOUT * 1000)
         for move in widget.moves:
-            _check_redraw(notebook, notebook.widget(cell[0]), widget.function, move, media)
-    assert not notebook.js_errors, f"{notebook.name}: JavaScript errors: {notebook.js_errors}"
+            _check_redraw(notebook, view, widget.function, move, media)
+    # Checked last, when every widget of the page has long been drawn.
+    unlisted = [
+        c.index
+        for c in shown
+        if not any(w.shown_by(c) for w in expected) and notebook.has_controls(c)
+    ]
+    assert not unlisted, (
+        f"{notebook.name}: cells {unlisted} show widgets with controls: give each a move in WIDGETS"
+    )
+    ran.check_no_javascript_error()
 
 
 def _check_redraw(notebook: Notebook, view: Any, function: str, move: Move, media: Media) -> None:
     """Make the move; its output must change, once the kernel is idle, and show no error."""
-    view.wait_for(timeout=REDRAW_TIMEOUT * 1000)
     output = view.locator(move.output).nth(move.nth)
     before = output.inner_html()
     move.act(view, media)
