@@ -2,8 +2,8 @@
 
 :func:`missing` says what is not installed (Chromium, Playwright), :class:`JupyterLab` runs a
 server on a free loopback port with its own token and a throwaway root, config and runtime
-folder, and :class:`Notebook` drives one notebook in a Playwright page: run all, read the cells,
-find a cell's widget, shut its kernel down.
+folder, and :class:`Notebook` drives one notebook in a Playwright page: open it, run all cells,
+read them back, find a cell's widget.
 """
 
 from __future__ import annotations
@@ -190,7 +190,6 @@ _RUN_ALL = """() => {
 }"""
 _RAN_ALL = f"""() => window.didlearnRanAll !== null
     && {_PANEL}.sessionContext.session.kernel.status === 'idle' && window.didlearnRanAll"""
-_IDLE = f"() => {_PANEL}.sessionContext.session.kernel.status === 'idle'"
 # Code cells as nbformat JSON, without the (large) pictures: what the checks read.
 _CELLS = f"""() => {{
     const cells = {_PANEL}.content.model.cells;
@@ -245,15 +244,18 @@ class Cell:
 class Notebook:
     """One notebook open in a page of JupyterLab, with the page's JavaScript errors collected."""
 
-    def __init__(self, browser: Any, lab: JupyterLab, name: str, open_timeout: float = 180.0):
+    def __init__(self, browser: Any, name: str) -> None:
         self.name = name
         self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
         self.js_errors: list[str] = []
         self.page.on("pageerror", lambda error: self.js_errors.append(f"page error: {error}"))
         self.page.on("console", self._console)
+
+    def open(self, lab: JupyterLab, timeout: float = 180.0) -> None:
+        """Open the notebook in JupyterLab; wait until its kernel is up and idle."""
         # ?reset: a fresh workspace, so only this notebook opens.
-        self.page.goto(f"{lab.url}lab/tree/notebooks/{name}?reset&token={lab.token}")
-        self.page.wait_for_function(_READY, timeout=open_timeout * 1000)
+        self.page.goto(f"{lab.url}lab/tree/notebooks/{self.name}?reset&token={lab.token}")
+        self.page.wait_for_function(_READY, timeout=timeout * 1000)
 
     def _console(self, message: Any) -> None:
         if message.type == "error":
@@ -270,10 +272,6 @@ class Notebook:
     def cells(self) -> list[Cell]:
         """The code cells as they are now."""
         return [Cell(**c) for c in self.page.evaluate(_CELLS)]
-
-    def wait_idle(self, timeout: float) -> None:
-        """Until the kernel has nothing left to do."""
-        self.page.wait_for_function(_IDLE, timeout=timeout * 1000)
 
     def _outputs(self, cell: Cell) -> Any:
         return self.page.locator(f'.jp-Cell[data-windowed-list-index="{cell.index}"]').locator(

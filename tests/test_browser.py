@@ -105,12 +105,14 @@ def _control(widget: Any, kind: str, label: str) -> Any:
 
 @dataclass(frozen=True)
 class Move:
-    """Moving a control (``act``) must redraw the ``nth`` element ``output`` of the widget."""
+    """Moving a control (``act``) must redraw the ``nth`` element ``output`` of the widget, which
+    shows something before the move unless ``starts_empty`` (an output only a button fills)."""
 
     what: str
     act: Act
     output: str = ".widget-output"
     nth: int = 0
+    starts_empty: bool = False
 
 
 @dataclass(frozen=True)
@@ -160,16 +162,18 @@ WIDGETS: dict[str, tuple[Widget, ...]] = {
             "upload_animate_widget",
             (
                 Move("photo upload", upload(0, "photo"), output="div.widget-label"),
-                Move("Animate button", click("Animate")),
+                Move("Animate button", click("Animate"), starts_empty=True),
             ),
         ),
         Widget("generator_widget", (Move("view buttons", other_view()),)),
     ),
 }
 NOTEBOOK_NAMES = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
-# The page is idle and the output differs from what it was (the argument) before the move.
-_REDRAWN = """([element, before]) => element.innerHTML !== before
-    && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'"""
+_IDLE = "window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'"
+# The widget's first drawing is there: else a late one would pass for a redraw.
+_DRAWN = f"element => element.innerHTML.trim() !== '' && {_IDLE}"
+# The kernel is idle and the output differs from what it was (the argument) before the move.
+_REDRAWN = f"([element, before]) => element.innerHTML !== before && {_IDLE}"
 _ERRORS_IN = (
     '[data-mime-type="application/vnd.jupyter.error"],'
     ' [data-mime-type="application/vnd.jupyter.stderr"]'
@@ -241,8 +245,9 @@ class Ran:
 @pytest.fixture(scope="module", params=NOTEBOOK_NAMES)
 def ran(request: pytest.FixtureRequest, lab: JupyterLab, browser: Any) -> Iterator[Ran]:
     """The notebook open in the browser after Run All Cells (one fresh kernel per notebook)."""
-    notebook = Notebook(browser, lab, request.param)
+    notebook = Notebook(browser, request.param)
     try:
+        notebook.open(lab)
         yield Ran(notebook, notebook.run_all(RUN_ALL_TIMEOUT))
     finally:
         notebook.close()
@@ -281,15 +286,23 @@ def test_every_widget_redraws_when_a_control_moves(ran: Ran, media: Media) -> No
 
 def _check_redraw(notebook: Notebook, view: Any, function: str, move: Move, media: Media) -> None:
     """Make the move; its output must change, once the kernel is idle, and show no error."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    where = f"{notebook.name}: {function}, {move.what}"
     output = view.locator(move.output).nth(move.nth)
+    timeout = REDRAW_TIMEOUT * 1000
+    if not move.starts_empty:
+        try:
+            notebook.page.wait_for_function(_DRAWN, arg=output.element_handle(), timeout=timeout)
+        except PlaywrightTimeout as error:
+            raise AssertionError(f"{where}: nothing drawn before the move") from error
     before = output.inner_html()
     move.act(view, media)
-    where = f"{notebook.name}: {function}, {move.what}"
     try:
         notebook.page.wait_for_function(
-            _REDRAWN, arg=[output.element_handle(), before], timeout=REDRAW_TIMEOUT * 1000
+            _REDRAWN, arg=[output.element_handle(), before], timeout=timeout
         )
-    except Exception as error:  # Playwright's TimeoutError: say which widget, not only how long
+    except PlaywrightTimeout as error:  # say which widget, not only how long it waited
         raise AssertionError(
             f"{where}: the output did not change within {REDRAW_TIMEOUT:.0f} s"
         ) from error
