@@ -31,8 +31,9 @@ lab: install
 test: install
 	DIDLEARN_QUICK=1 MPLBACKEND=Agg $(PY) -m pytest tests notebooks --nbval-lax --durations=15
 
+# Without the notebooks: neither nbval nor the browser test (which runs them all in JupyterLab).
 test-fast: install
-	DIDLEARN_QUICK=1 MPLBACKEND=Agg $(PY) -m pytest tests
+	DIDLEARN_QUICK=1 MPLBACKEND=Agg $(PY) -m pytest tests --ignore=tests/test_browser.py
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -25,3 +25,22 @@ def outline_landmarks():
         return kp
 
     return make
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected theirs
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Each notebook runs once: one that ``test_browser.py`` runs in JupyterLab (which checks what
+    nbval does) leaves nbval's run, unless the browser test cannot run here (it then skips)."""
+    from browser_lab import missing
+
+    in_browser = {
+        item.callspec.params["ran"]
+        for item in items
+        if item.path.name == "test_browser.py" and hasattr(item, "callspec")
+    }
+    if not in_browser or missing():
+        return
+    twice = [i for i in items if i.path.suffix == ".ipynb" and i.path.name in in_browser]
+    if twice:
+        config.hook.pytest_deselected(items=twice)
+        items[:] = [item for item in items if item not in twice]
