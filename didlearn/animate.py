@@ -376,39 +376,50 @@ class Animator:
 # --------------------------------------------------------------------------------------------
 
 
+#: The GIF of an animation (``-o OUT.gif``, or ``--gif`` beside an MP4) is a small preview:
+#: GIF keeps 256 colours a frame and compresses far less than H.264, so it gets at most
+#: GIF_MAX_SIDE pixels on its longest side and the video's frame rate divided by GIF_RATE_DIVISOR.
+GIF_MAX_SIDE = 320
+GIF_RATE_DIVISOR = 2
+
+
+def output_paths(
+    path: str | os.PathLike, gif: str | os.PathLike | None = None
+) -> tuple[Path | None, Path | None]:
+    """Which files :func:`save` writes for ``path`` (and ``gif``): ``(mp4 or None, gif or None)``.
+
+    The format follows the name: ``.mp4`` is an H.264 MP4, ``.gif`` the GIF preview (a ``gif``
+    that names the same file adds nothing).
+
+    Raises:
+        UsageError: ``path`` ends in anything else, or ``gif`` does not end in ``.gif``.
+    """
+    from .data import MEDIA_OUTPUTS
+
+    out = Path(path)
+    kinds = "; ".join(f"{ending} writes {what}" for ending, what in MEDIA_OUTPUTS.items())
+    if out.suffix.lower() not in MEDIA_OUTPUTS:
+        other = f"'{out.suffix}'" if out.suffix else "no ending"
+        example = out.suffix.lower() if out.suffix else ".mkv"
+        raise UsageError(
+            f"'{out}' has {other}: {kinds}. For another format, convert the MP4 afterwards "
+            f"(e.g. `ffmpeg -i out.mp4 out{example}`)."
+        )
+    if gif is not None and Path(gif).suffix.lower() != ".gif":
+        raise UsageError(f"the GIF '{gif}' must end in .gif.")
+    if out.suffix.lower() == ".gif":
+        if gif is not None and Path(gif).resolve() != out.resolve():
+            raise UsageError(f"'{out}' is a GIF already: leave out the second GIF ('{gif}').")
+        return None, out
+    return out, None if gif is None else Path(gif)
+
+
 def check_outputs(paths: Iterable[str | os.PathLike], overwrite: bool) -> None:
     """Raise :class:`OutputExistsError` before any work if an output exists (and no overwrite)."""
     from .data import check_output
 
     for p in paths:
         check_output(p, overwrite)
-
-
-def gif_frames(max_side: int = 320, every: int = 2):
-    """A tee for frames on their way to the MP4 that keeps a small copy for a GIF.
-
-    Returns:
-        ``(tee, kept)``: ``tee(frames)`` yields the frames unchanged; ``kept`` fills with every
-        ``every``-th frame downscaled to at most ``max_side`` pixels (uint8, to bound memory).
-    """
-    import cv2
-
-    from .data import to_uint8
-
-    kept: list[np.ndarray] = []
-
-    def tee(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        for i, frame in enumerate(frames):
-            if i % every == 0:
-                h, w = frame.shape[:2]
-                s = min(1.0, max_side / max(h, w))
-                small = cv2.resize(
-                    frame, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA
-                )
-                kept.append(to_uint8(small))
-            yield frame
-
-    return tee, kept
 
 
 def save(
@@ -419,23 +430,26 @@ def save(
     gif: str | os.PathLike | None = None,
     overwrite: bool = False,
 ) -> list[Path]:
-    """Stream frames to an H.264 MP4 (with ``audio_from``'s audio) and optionally a small GIF.
+    """Stream frames to ``path``, an H.264 MP4 (with ``audio_from``'s audio) or a GIF preview
+    as its ending says (:func:`output_paths`), and optionally to a GIF preview ``gif`` too.
 
-    Nothing is half-written: both outputs are checked first and written to temporary files.
+    The GIF preview has at most :data:`GIF_MAX_SIDE` pixels and 1/:data:`GIF_RATE_DIVISOR` of
+    the frame rate. Both outputs are written in one pass, in constant memory, to temporary files
+    checked first and renamed when both are complete: nothing is half-written.
 
     Returns:
         The written paths (MP4 first).
     """
     from . import data
 
-    check_outputs([path] + ([gif] if gif else []), overwrite)
-    if gif is None:
-        return [data.write_video(frames, path, fps, audio_from=audio_from, overwrite=overwrite)]
-    tee, kept = gif_frames()
-    out = data.write_video(tee(frames), path, fps, audio_from=audio_from, overwrite=overwrite)
-    try:
-        g = data.write_gif(kept, gif, fps=fps / 2, overwrite=overwrite)
-    except BaseException:
-        Path(out).unlink(missing_ok=True)  # all or nothing
-        raise
-    return [out, g]
+    mp4, preview = output_paths(path, gif)
+    return data.write_media(
+        frames,
+        fps,
+        mp4=mp4,
+        gif=preview,
+        audio_from=audio_from,
+        overwrite=overwrite,
+        gif_fps=fps / GIF_RATE_DIVISOR,
+        gif_max_side=GIF_MAX_SIDE,
+    )

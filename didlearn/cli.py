@@ -2,17 +2,19 @@
 
 ::
 
-    didlearn animate PHOTO (--driving VIDEO | --template NAME) -o OUT.mp4 [--gif] [--size 256]
+    didlearn animate PHOTO (--driving VIDEO | --template NAME) -o OUT.mp4|OUT.gif [--gif]
+                     [--size 256]
                      [--absolute] [--no-paste-back] [--face N] [--fine-tune STEPS] [--overwrite]
     didlearn demo [-o DIR]
     didlearn templates
 
-User errors (a missing or unreadable file, no face, an existing output, an output that is not an
-``.mp4`` or is one of the inputs) and the operating system's refusals (``OSError``: permissions,
-a name too long, a full disk) print one line ``error: <what was wrong and what to do>`` on stderr
-and exit with status 1; a malformed command line, numeric options out of :data:`OPTION_RANGES`
-included, exits with 2, as argparse does. No traceback (``DIDLEARN_DEBUG=1`` adds it), and no
-output file is left behind.
+User errors (a missing or unreadable file, no face, an existing output, an output that is
+neither ``.mp4`` nor ``.gif`` or is one of the inputs) and the operating system's refusals
+(``OSError``: permissions, a name too long, a full disk) print one line ``error: <what was wrong
+and what to do>`` on stderr and exit with status 1; a malformed command line, numeric options out
+of :data:`OPTION_RANGES` included, exits with 2, as argparse does. No traceback
+(``DIDLEARN_DEBUG=1`` adds it), and no output file is left behind. Ctrl-C, SIGTERM and SIGHUP
+exit with 128 + the signal's number and say which files, if any, were complete before.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ def _in_range(option: str):
 
 def _parser() -> argparse.ArgumentParser:
     from . import __version__, renderers
+    from .animate import GIF_MAX_SIDE
 
     parser = argparse.ArgumentParser(
         prog="didlearn",
@@ -83,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
         "animate",
         help="animate a photo with a driving video or a motion template",
         description="Animate the face of PHOTO and write an H.264 MP4 (with the driving "
-        "video's audio).",
+        f"video's audio), or for OUT.gif a GIF preview (at most {GIF_MAX_SIDE} px, half the "
+        "frame rate, no sound).",
     )
     anim.add_argument("photo", metavar="PHOTO", help="portrait (JPEG, PNG, WebP, ...)")
     source = anim.add_mutually_exclusive_group(required=True)
@@ -91,8 +95,18 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--template", metavar="NAME", help="motion template (see `didlearn templates`)"
     )
-    anim.add_argument("-o", "--output", metavar="OUT.mp4", required=True, help="output video")
-    anim.add_argument("--gif", action="store_true", help="also write OUT.gif (small, half rate)")
+    anim.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT.mp4|OUT.gif",
+        required=True,
+        help="output: .mp4 (H.264, with sound) or .gif (the preview)",
+    )
+    anim.add_argument(
+        "--gif",
+        action="store_true",
+        help=f"also write OUT.gif, a preview (at most {GIF_MAX_SIDE} px, half the frame rate)",
+    )
     anim.add_argument(
         "--size", type=_in_range("--size"), default=256, help="face crop resolution (default 256)"
     )
@@ -184,17 +198,13 @@ def _load_photo(path: str):
     return photo
 
 
-def _check_output_name(out: Path, inputs: list[str | None]) -> None:
-    """The output is an MP4 named so, and never one of the inputs (``--overwrite`` would destroy
-    it)."""
-    for given in filter(None, inputs):
-        if Path(given).expanduser().resolve() == out.expanduser().resolve():
+def _check_not_an_input(outputs: list[Path], inputs: list[str | None]) -> None:
+    """No output is one of the inputs (``--overwrite`` would destroy it), links followed: the
+    GIF beside the MP4 included (``-o photo.mp4 --gif`` for a photo.gif)."""
+    given = {Path(p).expanduser().resolve() for p in inputs if p is not None}
+    for out in outputs:
+        if out.expanduser().resolve() in given:
             raise UsageError(f"the output '{out}' is one of the inputs: choose another name.")
-    if out.suffix.lower() != ".mp4":
-        raise UsageError(
-            f"the output is an H.264 MP4: name it with .mp4 (not '{out.suffix or out.name}'); "
-            "--gif writes a GIF beside it."
-        )
 
 
 def _check_template(name: str) -> None:
@@ -225,9 +235,10 @@ def animate_command(args: argparse.Namespace) -> int:
     from . import animate, data, faces
 
     out = Path(args.output)
-    gif = out.with_suffix(".gif") if args.gif else None
-    _check_output_name(out, [args.photo, args.driving])
-    animate.check_outputs([out] + ([gif] if gif else []), args.overwrite)
+    gif = out.with_suffix(".gif") if args.gif else None  # -o OUT.gif --gif: the one GIF
+    outputs = [p for p in animate.output_paths(out, gif) if p is not None]
+    _check_not_an_input(outputs, [args.photo, args.driving])
+    animate.check_outputs(outputs, args.overwrite)
     if args.template is not None:
         _check_template(args.template)
         if args.duration * args.fps > MAX_TEMPLATE_FRAMES:
@@ -289,17 +300,20 @@ def demo_command(args: argparse.Namespace) -> int:
         ("driven", animator.animate(driving, max_frames=pick(None, 10)), driving, None),
         ("idle", animator.animate_template("idle", pick(4.0, 0.4), 25.0), None, 25.0),
     ]
-    written = []
-    for name, frames, audio, fps in runs:
-        rate = fps or data.video_info(driving).fps
-        written += animate.save(
-            frames,
-            folder / f"portrait_{name}.mp4",
-            rate,
-            audio_from=audio,
-            gif=folder / f"portrait_{name}.gif",
-            overwrite=True,
-        )
+    written: list[Path] = []
+    try:
+        for name, frames, audio, fps in runs:
+            rate = fps or data.video_info(driving).fps
+            written += animate.save(
+                frames,
+                folder / f"portrait_{name}.mp4",
+                rate,
+                audio_from=audio,
+                gif=folder / f"portrait_{name}.gif",
+                overwrite=True,
+            )
+    except KeyboardInterrupt as stop:  # the clips done so far are complete: say so
+        raise Stopped(getattr(stop, "signal", signal.SIGINT), written) from None
     print(f"demo ({animator.method}) written in {time.perf_counter() - t0:.1f} s:")
     for p in written:
         print(p)
@@ -320,11 +334,13 @@ COMMANDS = {"animate": animate_command, "demo": demo_command, "templates": templ
 
 class Stopped(KeyboardInterrupt):
     """SIGTERM or SIGHUP (``kill``, a closed terminal), handled as Ctrl-C: the atomic writers
-    remove their temporary files and TensorFlow's exit handlers run."""
+    remove their temporary files and TensorFlow's exit handlers run. ``written``: the files a
+    command had completed before it was stopped."""
 
-    def __init__(self, signum: int) -> None:
+    def __init__(self, signum: int, written: list[Path] | None = None) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signal = signum
+        self.written = written or []
 
 
 @contextmanager
@@ -375,7 +391,9 @@ def main(argv: list[str] | None = None) -> int:
             "or written (outputs), and that the disk has room.",
         )
     except KeyboardInterrupt as err:
-        print("error: interrupted; nothing was written.", file=sys.stderr)
+        done = " and ".join(map(str, getattr(err, "written", [])))
+        what = f"{done} were written, nothing else" if done else "nothing was written"
+        print(f"error: interrupted; {what}.", file=sys.stderr)
         return 128 + getattr(err, "signal", signal.SIGINT)
 
 

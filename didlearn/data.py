@@ -8,27 +8,34 @@ float32 RGB images in [0, 1] with shape ``(H, W, 3)`` and videos as ``(T, H, W, 
 * Images: :func:`load_image` applies EXIF orientation, turns grayscale into RGB, composites
   transparency on white and scales 16-bit data, and refuses images over a pixel limit.
 * Videos: :func:`read_video` / :func:`iter_video` decode through the ffmpeg binary that ships in
-  the ``imageio-ffmpeg`` wheel; :func:`write_video` streams frames into a browser-playable H.264
-  MP4 (optionally with the audio of another file); :func:`write_gif`; :func:`show_video` for
-  notebooks.
+  the ``imageio-ffmpeg`` wheel; :func:`write_media` streams frames into a browser-playable H.264
+  MP4 (optionally with the audio of another file), an animated GIF, or both in one pass, in
+  constant memory (:func:`write_video`, :func:`write_gif` for one of them); :func:`show_video`
+  for notebooks.
 
-Every output is written to a temporary file next to the target and renamed when complete, so a
-failure never leaves a half-written file, and an existing file is never replaced unless
-``overwrite=True``.
+Inputs must be regular files (a folder, a FIFO or a device is refused by name, never opened), and
+ffmpeg is always given a path as a file, never as a protocol (``pipe:0``, ``http:...``). Every
+output is written to a temporary file next to the target and renamed when complete, so a failure
+never leaves a half-written file; an existing file is never replaced unless ``overwrite=True``,
+and one that is not a regular file never is.
 """
 
 from __future__ import annotations
 
 import base64
+import errno
 import importlib.util
 import io
+import math
 import os
 import re
 import secrets
 import site
+import stat
 import subprocess
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from fractions import Fraction
@@ -55,6 +62,7 @@ __all__ = [
     "show_video",
     "video_info",
     "write_gif",
+    "write_media",
     "write_video",
 ]
 
@@ -171,14 +179,21 @@ def load_image(
 
     data, name = _read_input_bytes(path_or_bytes)
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            _check_pixel_limit(im.size, max_pixels, name)
-            im.load()
-            image = _pil_to_float_rgb(ImageOps.exif_transpose(im))
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(
-            f"{name}: {exc} Downscale the image (see load_image's max_pixels)."
-        ) from exc
+        with warnings.catch_warnings():
+            # max_pixels is the limit, checked below with a message that says what to do;
+            # Pillow's own DecompressionBombWarning would only add two lines on stderr
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                width, height = im.size
+                if width * height > max_pixels:
+                    raise _too_large(name, width * height, max_pixels, im.size)
+                im.load()
+                image = _pil_to_float_rgb(ImageOps.exif_transpose(im))
+    except Image.DecompressionBombError as exc:  # over twice Pillow's limit: refused at open
+        found = re.search(r"\((\d+) pixels\)", str(exc))  # its size is only in the message
+        limit = min(max_pixels, 2 * (Image.MAX_IMAGE_PIXELS or max_pixels))
+        pixels = int(found.group(1)) if found else limit + 1
+        raise _too_large(name, pixels, limit) from exc
     except UnidentifiedImageError as exc:
         raise UnreadableMediaError(
             f"{name} is not an image in a supported format ({IMAGE_FORMATS})"
@@ -209,17 +224,23 @@ def _read_input_bytes(source: Any) -> tuple[bytes, str]:
     return data, name
 
 
-def _check_pixel_limit(size: tuple[int, int], max_pixels: int, name: str) -> None:
-    width, height = size
-    if width * height > max_pixels:
-        scale = (max_pixels / (width * height)) ** 0.5
-        raise ImageTooLargeError(
-            f"{name} is {width}x{height} = {width * height:,} pixels, over the limit of "
-            f"{max_pixels:,} pixels (max_pixels). Downscale it first, e.g. to "
-            f"{int(width * scale)}x{int(height * scale)} (PIL: `im.thumbnail(...)`, ImageMagick: "
-            f"`magick in.jpg -resize {int(width * scale)}x{int(height * scale)} out.jpg`), "
-            "or pass a larger max_pixels if you have the memory."
-        )
+def _too_large(
+    name: str, pixels: int, limit: int, size: tuple[int, int] | None = None
+) -> ImageTooLargeError:
+    """The error for an image of ``pixels`` pixels (``size`` = (width, height) when known) over
+    ``limit``, with a size that fits."""
+    scale = (limit / pixels) ** 0.5
+    if size is None:
+        what, fit = f"{pixels:,} pixels", f"{math.floor(scale * 100)}%"
+    else:
+        what = f"{size[0]}x{size[1]} = {pixels:,} pixels"
+        fit = f"{int(size[0] * scale)}x{int(size[1] * scale)}"
+    return ImageTooLargeError(
+        f"{name} is {what}, over the limit of {limit:,} pixels (max_pixels). Downscale it "
+        f"first, e.g. to {fit} (PIL: `im.thumbnail(...)`, ImageMagick: "
+        f"`magick in.jpg -resize {fit} out.jpg`), or pass a larger max_pixels if you have the "
+        "memory."
+    )
 
 
 def _pil_to_float_rgb(im: Any) -> np.ndarray:
@@ -280,12 +301,17 @@ def _looks_like_text(data: bytes) -> str:
 
 
 def _existing_file(path: PathLike) -> Path:
-    """``path`` as a Path, or UnreadableMediaError if it is missing, a folder or empty."""
+    """``path`` as a Path, or UnreadableMediaError if it is missing, not a regular file (a
+    folder, a FIFO: reading one would wait for a writer) or empty."""
     path = Path(path).expanduser()
     if not path.exists():
         raise UnreadableMediaError(f"No such file: '{path}'. Check the path and the spelling.")
     if not path.is_file():
-        raise UnreadableMediaError(f"'{path}' is a folder, not a file: give the path of a file.")
+        kind = _kind_of(path)
+        hint = "" if path.is_dir() else " (save what it carries to a file first)"
+        raise UnreadableMediaError(
+            f"'{path}' is {kind}, not a regular file: give the path of a file{hint}."
+        )
     if path.stat().st_size == 0:
         raise UnreadableMediaError(f"'{path}' is empty (0 bytes): there is no media in it.")
     return path
@@ -296,10 +322,31 @@ def _existing_file(path: PathLike) -> Path:
 # --------------------------------------------------------------------------------------------
 
 
+def _kind_of(path: Path) -> str:
+    """What ``path`` is, for messages: 'a folder', 'a named pipe (FIFO)', ... (links followed)."""
+    mode = path.stat().st_mode
+    kinds = [
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISREG, "a regular file"),
+    ]
+    return next((kind for test, kind in kinds if test(mode)), "not a regular file")
+
+
 def _ffmpeg() -> str:
     import imageio_ffmpeg
 
     return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _ffmpeg_path(path: PathLike) -> str:
+    """``path`` as ffmpeg must be given it: always the file, never a protocol. ffmpeg reads a
+    name such as ``pipe:0``, ``http:x.mp4`` or ``concat:a|b`` as a URL (``pipe:0`` would wait on
+    stdin); ``file:`` and an absolute path name the file in every case."""
+    return "file:" + os.path.abspath(Path(path).expanduser())
 
 
 class _Probe(NamedTuple):
@@ -319,7 +366,7 @@ def _probe(path: PathLike) -> _Probe:
     """Parse ``ffmpeg -i`` output: display size (after rotation metadata), fps, audio."""
     path = _existing_file(path)
     result = subprocess.run(
-        [_ffmpeg(), "-hide_banner", "-nostdin", "-i", str(path)],
+        [_ffmpeg(), "-hide_banner", "-nostdin", "-i", _ffmpeg_path(path)],
         capture_output=True,
         text=True,
         errors="replace",
@@ -372,7 +419,7 @@ def video_info(path: PathLike) -> VideoInfo:
             "-hide_banner",
             "-nostdin",
             "-i",
-            str(path),
+            _ffmpeg_path(path),
             "-map",
             "0:v:0",
             "-c",
@@ -422,7 +469,8 @@ def iter_video(
 def _decode(
     path: Path, width: int, height: int, max_frames: int | None, resize: bool
 ) -> Iterator[np.ndarray]:
-    cmd = [_ffmpeg(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0"]
+    source = _ffmpeg_path(path)
+    cmd = [_ffmpeg(), "-hide_banner", "-nostdin", "-v", "error", "-i", source, "-map", "0:v:0"]
     if resize:
         cmd += ["-vf", f"scale={width}:{height}:flags=area"]
     if max_frames is not None:
@@ -535,21 +583,32 @@ def check_output(path: PathLike, overwrite: bool) -> Path:
             f"'{target}' exists already: choose another name or pass overwrite=True."
         )
     if target.exists() and not target.is_file():
-        raise OutputExistsError(f"'{target}' is not a regular file: it is never replaced.")
+        raise OutputExistsError(
+            f"'{target}' is {_kind_of(target)}, not a regular file: it is never replaced; "
+            "choose another name."
+        )
     _check_writable_folder(target.parent)
     return target
 
 
 def _check_writable_folder(folder: Path) -> None:
     """The folder exists and takes new files, or can be created (its nearest existing ancestor
-    is a folder that takes new files): checked before the work, not found out after it."""
+    is a folder that takes new files): checked before the work, not found out after it.
+
+    A file is really created (and removed): permission bits do not stop root, and a read-only
+    mount, ``/proc`` or ``/sys`` refuse only when one tries.
+    """
     existing = next(p for p in (folder, *folder.parents) if p.exists() or p == p.parent)
     if not existing.is_dir():
         raise OutputExistsError(f"'{existing}' is a file, not a folder: choose another output.")
-    if not os.access(existing, os.W_OK | os.X_OK):
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".didlearn-probe-", dir=existing)
+    except OSError as exc:
         raise OutputExistsError(
-            f"cannot write in '{existing}' (read-only or no permission): choose another folder."
-        )
+            f"cannot write in '{existing}' ({exc.strerror or exc}): choose another folder."
+        ) from exc
+    os.close(handle)
+    os.unlink(probe)
 
 
 def _temporary_name(target: Path) -> Path:
@@ -567,7 +626,9 @@ def atomic_outputs(paths: Iterable[PathLike], overwrite: bool = False) -> Iterat
 
     The package's one way to write files: every target is checked first (:func:`check_output`),
     the caller writes the temporary files, and only when the block ends without an error are they
-    renamed onto the targets (a rename within one file system is atomic). On any failure,
+    renamed onto the targets (a rename within one file system is atomic). Before the renames,
+    every target is checked again: a file that appeared meanwhile is not replaced unless
+    ``overwrite``, and one that is no longer a regular file never is. On any failure,
     KeyboardInterrupt included, every temporary file is removed and no target is touched.
     A temporary file keeps its target's ending, so writers that go by the extension still work.
     """
@@ -578,6 +639,11 @@ def atomic_outputs(paths: Iterable[PathLike], overwrite: bool = False) -> Iterat
     try:
         yield temps
         for target in targets:  # the work may have taken long: check again before replacing
+            if target.exists() and not overwrite:
+                raise OutputExistsError(
+                    f"'{target}' appeared while it was being written (something else made it): "
+                    "it is not replaced; choose another name or pass overwrite=True."
+                )
             check_output(target, overwrite)
         for temp, target in zip(temps, targets, strict=True):
             os.replace(temp, target)
@@ -611,6 +677,135 @@ def _even(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
+#: The endings :func:`write_media` writes, and what it writes there.
+MEDIA_OUTPUTS = {".mp4": "an H.264 MP4 (with sound)", ".gif": "an animated GIF (no sound)"}
+#: GIF delays are counted in 1/100 s, and browsers play a delay under 2/100 s at 1/10 s.
+GIF_MAX_FPS = 50.0
+
+
+def _rate(fps: float) -> str:
+    """A frame rate as ffmpeg's exact fraction (29.97 -> 30000/1001)."""
+    rate = Fraction(fps).limit_denominator(1001)
+    return f"{rate.numerator}/{rate.denominator}"
+
+
+def write_media(
+    frames: Iterable[Any],
+    fps: float,
+    mp4: PathLike | None = None,
+    gif: PathLike | None = None,
+    *,
+    audio_from: PathLike | None = None,
+    overwrite: bool = False,
+    gif_fps: float | None = None,
+    gif_max_side: int | None = None,
+    loop: bool = True,
+) -> list[Path]:
+    """Encode one stream of frames into an H.264 MP4, an animated GIF, or both in one pass.
+
+    One ffmpeg process reads the frames from a pipe, one at a time, and writes every output, so
+    an iterator of any length is fine and memory does not grow with it.
+
+    The MP4 is browser-playable H.264 (libx264, yuv420p, +faststart); yuv420p needs even sides,
+    so an odd width or height is padded by one pixel (a copy of the last column/row).
+
+    The GIF takes its 256 colours from the first frame (an animation moves the photo's own
+    pixels, so they hold; a colour that appears later gets the nearest one), dithers in a fixed
+    (Bayer) pattern, so a pixel that does not move keeps its value from frame to frame, and
+    stores only what changed: a still background costs nothing in later frames.
+
+    Args:
+        frames: iterable of (H, W, 3) float arrays in [0, 1] (uint8 and TF tensors work too),
+            all the same size.
+        fps: frames per second of ``frames``.
+        mp4: where to write the MP4 (whatever its ending), or None.
+        gif: where to write the GIF (whatever its ending), or None.
+        audio_from: a media file whose first audio stream the MP4 gets (re-encoded to AAC,
+            cut or padded with silence to the video's length); ignored if it has no audio.
+        overwrite: replace existing outputs (regular files only).
+        gif_fps: the GIF's frame rate (frames are dropped evenly); default and at most
+            ``min(fps, GIF_MAX_FPS)``.
+        gif_max_side: scale the GIF down to at most this many pixels on its longest side.
+        loop: the GIF loops forever (otherwise it plays once).
+
+    Returns:
+        The written paths, MP4 first.
+
+    Raises:
+        OutputExistsError: an output exists and ``overwrite`` is False, or cannot be written
+            (checked before any frame is pulled).
+        UnreadableMediaError: ``audio_from`` is missing or not readable.
+        OSError: the operating system refused while writing (a full disk).
+        ValueError: no output, no frames, frames of different sizes, or fps not positive.
+    """
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be positive and finite, got {fps}")
+    if mp4 is None and gif is None:
+        raise ValueError("nothing to write: give mp4, gif or both")
+    targets = [check_output(p, overwrite) for p in (mp4, gif) if p is not None]
+    if len(targets) == 2 and targets[0].resolve() == targets[1].resolve():
+        raise ValueError(f"the MP4 and the GIF are the same file '{targets[0]}'")
+    sound = audio_from if mp4 is not None and audio_from is not None else None
+    if sound is not None and not _probe(sound).has_audio:
+        sound = None
+    first, rest = _first_and_rest(frames)
+    height, width = first.shape[:2]
+    with atomic_outputs(targets, overwrite) as temps:
+        outputs = iter(temps)
+        cmd = _frames_input((width, height), fps, even=mp4 is not None)
+        if sound is not None:
+            cmd += ["-i", _ffmpeg_path(sound)]
+        if mp4 is not None:
+            cmd += _mp4_arguments(next(outputs), sound is not None)
+        if gif is not None:
+            graph = _gif_graph((width, height), fps, gif_fps, gif_max_side)
+            cmd += ["-filter_complex", graph, "-map", "[gif]", "-loop", "0" if loop else "-1"]
+            cmd += ["-f", "gif", _ffmpeg_path(next(outputs))]
+        names = dict(zip(temps, targets, strict=True))
+        _pipe_frames(cmd, first, rest, (height, width), mp4 is not None, names)
+    return targets
+
+
+def _frames_input(size: tuple[int, int], fps: float, even: bool) -> list[str]:
+    """ffmpeg reading raw RGB frames of ``size`` (width, height) on stdin as input 0; padded to
+    even sides when ``even`` (see :func:`_pipe_frames`)."""
+    width, height = size
+    if even:
+        width, height = width + width % 2, height + height % 2
+    cmd = [_ffmpeg(), "-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "rawvideo"]
+    return cmd + ["-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", _rate(fps), "-i", "pipe:0"]
+
+
+def _mp4_arguments(temp: Path, audio: bool) -> list[str]:
+    """ffmpeg's output options for the MP4: input 0's video, input 1's audio if ``audio``."""
+    cmd = ["-map", "0:v:0"]
+    if audio:
+        cmd += ["-map", "1:a:0?", "-c:a", "aac", "-b:a", "128k", "-af", "apad", "-shortest"]
+    cmd += ["-c:v", "libx264", "-preset", "medium", "-crf", "18", "-pix_fmt", "yuv420p"]
+    return cmd + ["-movflags", "+faststart", "-f", "mp4", _ffmpeg_path(temp)]
+
+
+def _gif_graph(
+    size: tuple[int, int], fps: float, gif_fps: float | None, max_side: int | None
+) -> str:
+    """The ffmpeg filter graph from input 0 (frames of ``size`` = (width, height), maybe padded
+    by a pixel) to ``[gif]``: rate, size, then the first frame's palette applied to every frame."""
+    width, height = size
+    steps = [f"crop={width}:{height}:0:0"]  # undo the MP4's padding to even sides
+    rate = min(gif_fps or fps, fps, GIF_MAX_FPS)
+    if rate < fps:
+        steps.append(f"fps={_rate(rate)}")
+    scale = 1.0 if max_side is None else min(1.0, max_side / max(width, height))
+    if scale < 1.0:
+        small = (max(1, round(width * scale)), max(1, round(height * scale)))
+        steps.append(f"scale={small[0]}:{small[1]}:flags=area")
+    return (
+        f"[0:v]{','.join(steps)},split[frames][first];"
+        "[first]trim=end_frame=1,palettegen=reserve_transparent=1[palette];"
+        "[frames][palette]paletteuse=dither=bayer:bayer_scale=3:diff_mode=rectangle[gif]"
+    )
+
+
 def write_video(
     frames: Iterable[Any],
     path: PathLike,
@@ -618,15 +813,14 @@ def write_video(
     audio_from: PathLike | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write frames to a browser-playable H.264 MP4 (libx264, yuv420p, +faststart).
+    """Write frames to a browser-playable H.264 MP4: :func:`write_media` with one MP4.
 
     Frames are piped into ffmpeg one at a time, so an iterator or generator of any length is
     fine and never held in memory.
 
     Args:
         frames: iterable of (H, W, 3) float arrays in [0, 1] (uint8 and TF tensors work too);
-            all the same size. yuv420p needs even sides, so an odd width or height is padded
-            by one pixel (a copy of the last column/row).
+            all the same size (an odd side is padded by one pixel).
         path: output ``.mp4``; its folder is created if needed.
         fps: frames per second.
         audio_from: a media file whose first audio stream is copied (re-encoded to AAC),
@@ -642,71 +836,20 @@ def write_video(
         UnreadableMediaError: ``audio_from`` is missing or not readable.
         ValueError: no frames, frames of different sizes, or fps <= 0.
     """
-    if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
-    target = check_output(path, overwrite)
-    audio = audio_from is not None and _probe(audio_from).has_audio
-    first, rest = _first_and_rest(frames)
-    height, width = first.shape[:2]
-    rate = Fraction(fps).limit_denominator(1001)
-    with atomic_output(target, overwrite) as temp:
-        cmd = [
-            _ffmpeg(),
-            "-hide_banner",
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-s",
-            f"{width + width % 2}x{height + height % 2}",
-            "-r",
-            f"{rate.numerator}/{rate.denominator}",
-            "-i",
-            "pipe:0",
-        ]
-        if audio:
-            cmd += [
-                "-i",
-                str(audio_from),
-                "-map",
-                "0:v:0",
-                "-map",
-                "1:a:0?",
-                "-c:a",
-                "aac",
-                "-b:a",
-                "128k",
-                "-af",
-                "apad",
-                "-shortest",
-            ]
-        cmd += [
-            "-c:v",
-            "libx264",
-            "-preset",
-            "medium",
-            "-crf",
-            "18",
-            "-pix_fmt",
-            "yuv420p",
-            "-movflags",
-            "+faststart",
-            "-f",
-            "mp4",
-            str(temp),
-        ]
-        _pipe_frames(cmd, first, rest, (height, width))
-    return target
+    return write_media(frames, fps, mp4=path, audio_from=audio_from, overwrite=overwrite)[0]
 
 
 def _pipe_frames(
-    cmd: list[str], first: np.ndarray, rest: Iterator[Any], shape: tuple[int, int]
+    cmd: list[str],
+    first: np.ndarray,
+    rest: Iterator[Any],
+    shape: tuple[int, int],
+    even: bool,
+    names: dict[Path, Path],
 ) -> None:
-    """Run ffmpeg and feed it uint8 frames on stdin; raise with ffmpeg's message on failure."""
+    """Run ffmpeg and feed it uint8 frames of ``shape`` (H, W) on stdin (padded to even sides if
+    ``even``); raise with ffmpeg's message on failure, as the OSError it is when the operating
+    system refused (``names``: temporary path -> the target to name in that error)."""
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=errors)
         assert process.stdin is not None
@@ -718,7 +861,7 @@ def _pipe_frames(
                         f"all frames must have the same size: expected {shape}, got "
                         f"{frame.shape[:2]}"
                     )
-                process.stdin.write(_even(frame).tobytes())
+                process.stdin.write((_even(frame) if even else frame).tobytes())
                 try:
                     frame = to_uint8(next(rest))
                 except StopIteration:
@@ -734,7 +877,35 @@ def _pipe_frames(
         if returncode != 0:
             errors.seek(0)
             message = errors.read().decode("utf-8", "replace").strip()
+            refused = _os_error_in(message, names)
+            if refused is not None:
+                raise refused
             raise RuntimeError(f"ffmpeg failed to write the video (exit {returncode}): {message}")
+
+
+#: What the operating system can refuse while ffmpeg writes (ffmpeg prints their strerror).
+_WRITE_ERRNOS = (
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EFBIG,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EIO,
+    errno.ENOENT,
+)
+
+
+def _os_error_in(message: str, names: dict[Path, Path]) -> OSError | None:
+    """The OSError behind ffmpeg's ``message``, named after the target whose temporary file
+    the message names (the first one if none), or None if the message shows none."""
+    code = next((c for c in _WRITE_ERRNOS if os.strerror(c) in message), None)
+    if code is None:
+        return None
+    target = next(
+        (t for temp, t in names.items() if temp.name in message), next(iter(names.values()))
+    )
+    return OSError(code, os.strerror(code), str(target))
 
 
 def write_gif(
@@ -743,48 +914,24 @@ def write_gif(
     fps: float = 10.0,
     overwrite: bool = False,
     loop: bool = True,
+    max_side: int | None = None,
 ) -> Path:
-    """Write an animated GIF (for short clips in notebooks and READMEs).
-
-    GIF stores 256 colours per frame and delays in 1/100 s, so fps is rounded to that grid.
-    Frames are converted to uint8 as they arrive; Pillow's GIF writer keeps them all until the
-    file is written, so prefer :func:`write_video` for long clips.
+    """Write an animated GIF: :func:`write_media` with one GIF (streamed, constant memory).
 
     Args:
         frames: iterable of (H, W, 3) float in [0, 1] (or uint8).
         path: output ``.gif``.
-        fps: frames per second.
+        fps: frames per second (GIF counts delays in 1/100 s: at most ``GIF_MAX_FPS`` are kept).
         overwrite: replace ``path`` if it exists.
         loop: loop forever (otherwise play once).
+        max_side: scale down to at most this many pixels on the longest side.
 
     Raises:
         OutputExistsError: ``path`` exists and ``overwrite`` is False (checked before any work).
     """
-    from PIL import Image
-
-    if fps <= 0:
-        raise ValueError(f"fps must be positive, got {fps}")
-    target = check_output(path, overwrite)
-    first, rest = _first_and_rest(frames)
-    images = [Image.fromarray(first)]
-    for frame in rest:
-        images.append(Image.fromarray(to_uint8(frame)))
-        if images[-1].size != images[0].size:
-            raise ValueError(
-                f"all frames must have the same size: expected {first.shape[:2]}, "
-                f"got {images[-1].size[::-1]}"
-            )
-    extra = {"loop": 0} if loop else {}
-    with atomic_output(target, overwrite) as temp:
-        images[0].save(
-            temp,
-            format="GIF",
-            save_all=True,
-            append_images=images[1:],
-            duration=max(20, round(1000 / fps / 10) * 10),
-            **extra,
-        )
-    return target
+    return write_media(
+        frames, fps, gif=path, overwrite=overwrite, gif_max_side=max_side, loop=loop
+    )[0]
 
 
 def show_video(

@@ -1,7 +1,8 @@
 """The command line, run as a user runs it: subprocesses of `didlearn` and `python -m didlearn`.
 
 Each TensorFlow-using subprocess costs seconds of start-up, so the successful runs are few and
-check much; the error cases fail before TensorFlow is imported and are cheap.
+check much. What a user can do wrong (bad files, options, outputs, signals) is in
+test_robustness.py.
 """
 
 import os
@@ -43,14 +44,7 @@ def files(tmp_path_factory):
         ],
         check=True,
     )  # fmt: skip
-    noface = d / "wall.png"
-    Image.fromarray(np.full((240, 320, 3), 128, np.uint8)).save(noface)
-    notimage = d / "notes.jpg"
-    notimage.write_text("these are my notes, not a photo\n")
-    badvideo = d / "broken.mp4"
-    badvideo.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
-    return {"portrait": portrait, "driving": driving, "noface": noface, "notimage": notimage,
-            "badvideo": badvideo, "dir": d}  # fmt: skip
+    return {"portrait": portrait, "driving": driving, "dir": d}
 
 
 def test_templates_and_help_need_no_tensorflow():
@@ -86,7 +80,13 @@ def test_template_and_driving_video_runs(files, tmp_path):
     info = data.video_info(out)
     assert (info.n_frames, info.width, info.height, info.has_audio) == (8, 512, 512, False)
     assert info.fps == pytest.approx(10)
-    assert out.with_suffix(".gif").stat().st_size > 1000
+    with Image.open(out.with_suffix(".gif")) as gif:  # the preview: half the frames, 320 px
+        assert (gif.format, gif.n_frames, gif.size, gif.info["duration"]) == (
+            "GIF",
+            4,
+            (320, 320),
+            200,
+        )
     frames = data.read_video(out).frames
     # two nods in 8 frames: frames 0, 2, 4, 6 sit at the sine's zeros, frame 3 near its peak
     assert np.abs(frames[3] - frames[0]).max() > 0.1  # the head moved
@@ -104,148 +104,6 @@ def test_template_and_driving_video_runs(files, tmp_path):
     assert "frames/s" in res.stderr  # the speed report
 
 
-@pytest.mark.parametrize(
-    "case, expected",
-    [
-        ("notimage", "notes.jpg"),
-        ("noface", "No face"),
-        ("badvideo", "broken.mp4"),
-        ("exists", "exists already"),
-        ("template", "unknown template 'wave'"),
-    ],
-)
-def test_user_errors_are_one_line_and_write_nothing(files, tmp_path, case, expected):
-    out = tmp_path / "out.mp4"
-    photo, source = files["portrait"], ["--template", "nod"]
-    if case in ("notimage", "noface"):
-        photo = files[case]
-    elif case == "badvideo":
-        source = ["--driving", files["badvideo"]]
-    elif case == "exists":
-        out.write_bytes(b"precious")
-    elif case == "template":
-        source = ["--template", "wave"]
-    res = run("animate", photo, *source, "-o", out, "--gif")
-    assert res.returncode not in (0, None)
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
-    assert expected in lines[0]
-    assert "Traceback" not in res.stderr
-    if case == "exists":
-        assert out.read_bytes() == b"precious" and sorted(tmp_path.iterdir()) == [out]
-    else:
-        assert list(tmp_path.iterdir()) == []
-
-
 def test_usage_errors_exit_2():
     res = run("animate", "photo.jpg", "--template", "nod")  # no -o
     assert res.returncode == 2 and "-o" in res.stderr
-
-
-@pytest.mark.parametrize(
-    "option, value",
-    [
-        ("--intensity", "nan"),
-        ("--intensity", "inf"),
-        ("--intensity", "1e9"),
-        ("--duration", "inf"),
-        ("--duration", "1e6"),
-        ("--fps", "0"),
-        ("--fps", "1e6"),
-        ("--max-frames", "0"),
-        ("--size", "4096"),
-        ("--face", "-1"),
-    ],
-)
-def test_numeric_options_are_checked_up_front_with_their_range(option, value, tmp_path):
-    res = run("animate", "photo.jpg", "--template", "nod", "-o", tmp_path / "o.mp4", option, value)
-    assert res.returncode == 2 and "Traceback" not in res.stderr
-    message = res.stderr.strip().splitlines()[-1]
-    assert option in message and f"got '{value}'" in message and " from " in message + " from "
-    assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize(
-    "case, expected",
-    [
-        ("gif_name", "name it with .mp4"),
-        ("output_is_input", "is one of the inputs"),
-        ("under_a_file", "is a file, not a folder"),
-        ("too_many_frames", "more than 30000 frames"),
-    ],
-)
-def test_outputs_are_checked_before_any_work(files, tmp_path, case, expected):
-    photo = tmp_path / "portrait.png"
-    photo.write_bytes(files["portrait"].read_bytes())
-    out, extra = tmp_path / "out.mp4", []
-    if case == "gif_name":
-        out = tmp_path / "out.gif"
-    elif case == "output_is_input":
-        out, extra = photo, ["--overwrite"]
-    elif case == "under_a_file":
-        (tmp_path / "afile").write_text("x")
-        out = tmp_path / "afile" / "out.mp4"
-    elif case == "too_many_frames":
-        extra = ["--duration", "1200", "--fps", "120"]
-    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    res = run("animate", photo, "--template", "nod", "-o", out, *extra)
-    lines = res.stderr.strip().splitlines()
-    assert res.returncode == 1 and len(lines) == 1 and expected in lines[0], res.stderr
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing touched
-
-
-def test_an_os_error_is_one_line_and_debug_shows_the_traceback(files, tmp_path):
-    """The machine saying no (here: a file name longer than the file system allows) is one
-    line, before any work; DIDLEARN_DEBUG=1 adds the traceback for a bug report."""
-    out = tmp_path / ("a" * 300 + ".mp4")
-    args = ["animate", str(files["portrait"]), "--template", "nod", "-o", str(out)]
-    res = run(*args)
-    lines = res.stderr.strip().splitlines()
-    assert res.returncode == 1 and len(lines) == 1, res.stderr
-    assert lines[0].startswith("error: File name too long") and "disk has room" in lines[0]
-    debug = subprocess.run(
-        [sys.executable, "-m", "didlearn", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "DIDLEARN_DEBUG": "1", "DIDLEARN_QUICK": "1"},
-        timeout=300,
-    )
-    assert debug.returncode == 1 and "Traceback" in debug.stderr and "OSError" in debug.stderr
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_sigterm_cleans_up_like_ctrl_c(files, tmp_path):
-    """`kill` (SIGTERM) mid-render: exit 143, one line, no partial output in the output folder
-    and no TensorFlow autograph files left in the temp folder."""
-    import signal
-    import time
-
-    out_dir, temp_dir = tmp_path / "out", tmp_path / "tmp"
-    out_dir.mkdir()
-    temp_dir.mkdir()
-    env = {**os.environ, "DIDLEARN_QUICK": "1", "TMPDIR": str(temp_dir)}
-    cmd = [sys.executable, "-m", "didlearn", "animate", str(files["portrait"]), "--template",
-           "idle", "--duration", "120", "-o", str(out_dir / "long.mp4"), "-q"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 120
-    while not list(out_dir.iterdir()) and time.monotonic() < deadline:
-        time.sleep(0.2)  # until the video's temporary file exists: the render is under way
-    assert list(out_dir.iterdir()), "the render never started"
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + signal.SIGTERM, stderr
-    assert stderr.strip().splitlines()[-1] == "error: interrupted; nothing was written."
-    assert list(out_dir.iterdir()) == []
-    assert not [p.name for p in temp_dir.rglob("*autograph*")]
-
-
-def test_an_image_is_not_a_driving_video_and_a_closed_pipe_is_no_traceback(files, tmp_path):
-    res = run(
-        "animate", files["portrait"], "--driving", files["portrait"], "-o", tmp_path / "o.mp4"
-    )
-    assert res.returncode == 1 and "is an image: --driving takes a video" in res.stderr
-    piped = subprocess.run(
-        f"'{sys.executable}' -m didlearn templates | head -c0",
-        shell=True, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert "Traceback" not in piped.stderr and piped.stderr == ""

@@ -334,6 +334,81 @@ def test_write_gif_round_trip(tmp_path):
     assert np.abs(first - frames[0]).mean() < 0.03  # 256-colour palette
 
 
+def test_write_media_writes_mp4_and_gif_in_one_pass(tmp_path):
+    """One stream of frames, both files: the MP4 at full rate (odd sides padded), the GIF at
+    the rate and size asked for, with delays that add up to the clip's length."""
+    frames = moving_frames(20, height=47, width=65)
+    pulled = []
+
+    def generate():
+        for i, frame in enumerate(frames):
+            pulled.append(i)
+            yield frame
+
+    paths = data.write_media(
+        generate(), 20, mp4=tmp_path / "a.mp4", gif=tmp_path / "a.gif", gif_fps=10, gif_max_side=32
+    )
+    assert paths == [tmp_path / "a.mp4", tmp_path / "a.gif"] and pulled == list(range(20))
+    info = data.video_info(paths[0])
+    assert (info.n_frames, info.width, info.height, info.fps) == (20, 66, 48, 20)
+    with Image.open(paths[1]) as gif:
+        assert (gif.n_frames, gif.size) == (10, (32, 23))
+        delays = [gif.seek(i) or gif.info["duration"] for i in range(gif.n_frames)]
+    assert delays == [100] * 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gif", "a.mp4"]
+
+
+#: ``python -c GIF_OF_N PATH N``: a GIF of N frames (a still, noisy background, which does not
+#: compress, under a moving square); prints the peak memory (kB) of Python and of ffmpeg.
+GIF_OF_N = """
+import resource, sys
+import numpy as np
+from didlearn import data
+
+background = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+
+
+def frames(n):
+    for t in range(n):
+        frame = background.copy()
+        frame[40:56, 10 + t % 100 : 26 + t % 100] = 255
+        yield frame
+
+
+data.write_gif(frames(int(sys.argv[2])), sys.argv[1], fps=25)
+for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+    print(resource.getrusage(who).ru_maxrss)
+"""
+
+
+def test_gif_memory_does_not_grow_with_length_and_only_what_moves_is_stored(tmp_path):
+    """1000 frames take no more memory than 100 (holding them would take 44 MB more, as uint8),
+    and each frame after the first costs little more than the square that moved (16x17 px of
+    one colour: under 100 bytes; the noise behind it, stored a frame a time, is 200 kB)."""
+    peaks, sizes = [], []
+    for n in (100, 1000):
+        gif = tmp_path / f"{n}.gif"
+        done = subprocess.run(
+            [sys.executable, "-c", GIF_OF_N, str(gif), str(n)],
+            capture_output=True, text=True, check=True, timeout=120, cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(Path(data.__file__).parents[1])},
+        )  # fmt: skip
+        peaks.append(np.array(done.stdout.split(), int))
+        sizes.append(gif.stat().st_size)
+    assert (peaks[1] - peaks[0] < 10_000).all(), peaks  # kB, Python and ffmpeg
+    assert sizes[1] < sizes[0] + 900 * 100, sizes
+
+
+def test_names_ffmpeg_reads_as_protocols_are_files(tmp_path, monkeypatch):
+    """``pipe:0`` would make ffmpeg wait on stdin and ``http:...`` go to the network: here they
+    are files in the current folder, read and written as such."""
+    monkeypatch.chdir(tmp_path)
+    data.write_video(moving_frames(3), "http:clip.mp4", fps=10)
+    os.replace("http:clip.mp4", "pipe:0")
+    assert data.read_video("pipe:0").frames.shape == (3, 48, 64, 3)
+    assert data.write_gif(moving_frames(2), "pipe:1.gif").read_bytes()[:6] == b"GIF89a"
+
+
 def test_show_video_embeds_an_mp4(tmp_path):
     html = data.show_video(moving_frames(4), fps=8, width=200).data
     assert html.startswith("<video") and "data:video/mp4;base64," in html and 'width="200"' in html
@@ -382,7 +457,7 @@ def test_one_float_to_uint8_rule():
 
 def test_the_final_rename_never_replaces_what_it_must_not(tmp_path):
     target = tmp_path / "out.mp4"
-    with pytest.raises(OutputExistsError, match="exists already"):
+    with pytest.raises(OutputExistsError, match="appeared while it was being written"):
         with data.atomic_output(target) as temp:
             temp.write_bytes(b"rendered")
             target.write_bytes(b"appeared during the render")

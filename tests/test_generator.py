@@ -344,3 +344,23 @@ def test_no_grey_blotches_on_the_bundled_pair():
     decoder = decoder.numpy()
     assert blotched(decoder) > 0.01  # the blotches are there in what the decoder proposes ...
     assert blotched(out["frame"].numpy()) < 1e-4  # ... and not in the frames rendered
+
+
+def test_a_greyscale_photo_gets_a_grey_painting(small_models):
+    """The painter learned from colour videos; on a black-and-white photo its colours are wrong
+    (a tinted blob in the mouth), so the guarded render paints in grey there and nowhere else."""
+    size = small_models.config.size
+    rng = np.random.default_rng(0)
+    grey = np.repeat(rng.uniform(0.2, 0.8, (1, size, size, 1)), 3, -1).astype(np.float32)
+    tinted = grey * np.array([1.0, 0.8, 0.6], np.float32)
+    ks = np.tile(np.linspace(10, size - 10, 68, dtype=np.float32)[:, None], (1, 1, 2))
+    kp = ks + 2.0
+    for photo, expect_grey in ((grey, True), (tinted, False)):
+        out = generator.forward(small_models, photo, ks, kp, guards=True)
+        colour = out["colour"].numpy()
+        spread = float((colour.max(-1) - colour.min(-1)).mean())
+        assert (spread < 1e-6) == expect_grey, spread
+        fused = out["mask"] * out["warped"] + (1 - out["mask"]) * out["colour"]
+        np.testing.assert_allclose(out["frame"].numpy(), fused.numpy(), atol=1e-6)
+    raw = generator.forward(small_models, grey, ks, kp, guards=False)["colour"].numpy()
+    assert float((raw.max(-1) - raw.min(-1)).mean()) > 1e-4  # unguarded, the painting has hue

@@ -194,6 +194,27 @@ def paint_only_opening_mouth(mask: tf.Tensor, ks: tf.Tensor, kp: tf.Tensor) -> t
     return 1.0 - gain * mouth * (1.0 - mask)
 
 
+#: A photo whose channels differ by less than this on average (pixels in [0, 1]) is greyscale:
+#: a scanned black-and-white print, whose JPEG keeps the channels equal to a level or two.
+GREY_PHOTO_SPREAD = 0.01
+
+
+def paint_in_grey_for_grey_photos(colour: tf.Tensor, photo: tf.Tensor) -> tf.Tensor:
+    """The painting ``C`` ``(B, S, S, 3)`` in grey (its luma in every channel) where the photo
+    ``(B or 1, S, S, 3)`` is greyscale, unchanged otherwise.
+
+    The painter learned from colour videos: on a black-and-white photo its blurred guess of a
+    mouth's inside comes out tinted (a teal-grey blob inside the lips, where the warped photo
+    around it is grey). No colour of a greyscale photo can be right, so none is painted.
+    """
+    spread = tf.reduce_mean(
+        tf.reduce_max(photo, -1) - tf.reduce_min(photo, -1), axis=[1, 2], keepdims=True
+    )
+    grey = tf.cast(spread < GREY_PHOTO_SPREAD, colour.dtype)[..., None]
+    luma = tf.reduce_sum(colour * tf.constant([0.299, 0.587, 0.114], colour.dtype), -1, True)
+    return grey * tf.tile(luma, [1, 1, 1, 3]) + (1.0 - grey) * colour
+
+
 def guard_flow(flow: tf.Tensor, coarse_flow: tf.Tensor, ks: tf.Tensor, kp: tf.Tensor) -> tf.Tensor:
     """The inference guards on a refined flow: :func:`fade_with_motion`, then
     :func:`unfold_beside_face`, then :func:`snap_to_keypoints` (so the snap sees the flow that
@@ -225,7 +246,8 @@ def forward(
             frames: ``render_motion`` encodes once).
         coarse_flow: the thin-plate flow if already computed (default: ``tps_flow(ks, kp)``).
         guards: the inference guards (what ``render_motion`` renders): :func:`guard_flow`
-            on the refined flow and :func:`paint_only_opening_mouth` on the fusion mask.
+            on the refined flow, :func:`paint_only_opening_mouth` on the fusion mask and
+            :func:`paint_in_grey_for_grey_photos` on the painting.
             Training leaves them off: the losses judge the models' own flow and mask.
 
     Returns:
@@ -234,7 +256,7 @@ def forward(
         decoder's own is also returned, as ``decoder_mask``), ``colour`` (decoder painting) and
         ``warped`` (photo warped by the refined flow).
     """
-    return architecture.forward(
+    out = architecture.forward(
         models,
         photo,
         ks,
@@ -245,3 +267,8 @@ def forward(
         flow_guard=guard_flow if guards else None,
         mask_guard=paint_only_opening_mouth if guards else None,
     )
+    if guards:  # the painting in the photo's colours, and the frame fused with it
+        colour = paint_in_grey_for_grey_photos(out["colour"], tf.convert_to_tensor(photo))
+        out["colour"] = colour
+        out["frame"] = out["mask"] * out["warped"] + (1.0 - out["mask"]) * colour
+    return out

@@ -8,6 +8,8 @@ exactly like a file on disk (EXIF, transparency, pixel limit, truncated or fake 
 
 from __future__ import annotations
 
+import os
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +21,15 @@ import numpy as np
 from ..data import DEFAULT_MAX_PIXELS, load_image, video_info
 from ..errors import DidlearnError
 
-__all__ = ["UploadState", "receive_image", "receive_video", "upload_widget", "uploaded_files"]
+__all__ = [
+    "UploadState",
+    "private_upload_folder",
+    "receive_image",
+    "receive_video",
+    "safe_name",
+    "upload_widget",
+    "uploaded_files",
+]
 
 
 @dataclass
@@ -58,44 +68,104 @@ def receive_image(value: Any, state: UploadState, max_pixels: int = DEFAULT_MAX_
         state.message = "Nothing uploaded yet."
         return state.message
     name, content = files[0]
+    shown = safe_name(name)
     try:
         image = load_image(content, max_pixels=max_pixels)
     except DidlearnError as exc:
-        state.message = f"{name}: {exc}".replace("the image data", "this file")
+        state.message = f"{shown}: {exc}".replace("the image data", "this file")
         return state.message
-    state.image, state.name = image, name
+    except Exception as exc:  # a decoder's own error (a rare format, damaged): say it, keep going
+        state.message = f"{shown}: could not be read as an image ({type(exc).__name__}: {exc})."
+        return state.message
+    state.image, state.name = image, shown
     height, width = image.shape[:2]
-    state.message = f"{name}: {width}x{height} photo loaded."
+    state.message = f"{shown}: {width}x{height} photo loaded."
     return state.message
+
+
+#: Longest file name an upload is stored under (bytes of UTF-8): far below every file system's
+#: 255-byte limit, so a temporary name built from it fits too.
+MAX_NAME_BYTES = 64
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(name: str, default: str = "upload") -> str:
+    """A short, safe file name for what a browser sent: the last path part, characters other
+    than ``A-Z a-z 0-9 . _ -`` replaced by ``_``, no leading dot, at most
+    :data:`MAX_NAME_BYTES` bytes with the ending kept (``..``, ``''``, a NUL byte or a name with
+    no safe character left fall back on ``default``'s stem, and its ending if there is none)."""
+    fallback_stem, _, fallback_suffix = default.partition(".")
+    part = name.replace("\\", "/").rsplit("/", 1)[-1]
+    stem, dot, suffix = part.rpartition(".")
+    if not dot:
+        stem, suffix = part, ""
+    suffix = _UNSAFE.sub("", suffix)[:10] or fallback_suffix
+    stem = _UNSAFE.sub("_", stem).strip("._") or fallback_stem
+    room = MAX_NAME_BYTES - len(suffix) - 1
+    return stem[:room] + ("." + suffix if suffix else "")
+
+
+_private_folder: Path | None = None
+
+
+def private_upload_folder() -> Path:
+    """This process's own folder for uploads (one per user and notebook kernel): made once with
+    :func:`tempfile.mkdtemp` (mode 0700, a new random name), so no other user can see it or plant
+    links in it."""
+    global _private_folder
+    if _private_folder is None or not _private_folder.is_dir():
+        _private_folder = Path(tempfile.mkdtemp(prefix="didlearn-uploads-"))
+    return _private_folder
+
+
+def _store(content: bytes, folder: Path, name: str) -> Path:
+    """Write ``content`` to a new file in ``folder`` named after ``name`` (never an existing
+    file or link: :func:`tempfile.mkstemp` creates it exclusively, mode 0600)."""
+    stem, dot, suffix = name.rpartition(".")
+    prefix, ending = (stem, "." + suffix) if dot else (name, "")
+    handle, path = tempfile.mkstemp(prefix=f"{prefix}-", suffix=ending, dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as f:
+            f.write(content)
+    except BaseException:
+        Path(path).unlink(missing_ok=True)
+        raise
+    return Path(path)
 
 
 def receive_video(value: Any, state: UploadState, folder: str | Path | None = None) -> str:
     """Callback for a video upload: save it under ``folder`` and check it with ``video_info``.
 
-    Videos are streamed from disk later, so the bytes are written to
-    ``folder`` (default: ``<temp dir>/didlearn-uploads``) and the path kept in ``state.video``.
-    A file ffmpeg cannot read is deleted again and the message says why.
+    Videos are streamed from disk later, so the bytes are written to a new file in ``folder``
+    (default: :func:`private_upload_folder`) under a :func:`safe_name`, and the path kept in
+    ``state.video``. A file ffmpeg cannot read is deleted again, the earlier good upload stays
+    what ``state.video`` points at, and the message says why; so does a disk that is full.
     """
     files = uploaded_files(value)
     if not files:
         state.message = "Nothing uploaded yet."
         return state.message
     name, content = files[0]
-    target_dir = Path(folder) if folder is not None else Path(tempfile.gettempdir())
-    target_dir = target_dir / "didlearn-uploads" if folder is None else target_dir
-    target_dir.mkdir(parents=True, exist_ok=True)
-    path = target_dir / Path(name).name  # never let a browser-sent name climb out of the folder
-    path.write_bytes(content)
+    shown = safe_name(name, default="upload.mp4")
+    target_dir = Path(folder) if folder is not None else private_upload_folder()
+    try:
+        target_dir.mkdir(parents=True, exist_ok=True)
+        path = _store(content, target_dir, shown)
+    except OSError as exc:
+        state.message = f"{shown}: could not be saved in {target_dir} ({exc.strerror or exc})."
+        return state.message
     try:
         info = video_info(path)
     except DidlearnError as exc:
         path.unlink(missing_ok=True)
-        state.message = str(exc)
+        state.message = f"{shown}: {exc}"
         return state.message
-    state.video, state.name = path, name
+    previous, state.video, state.name = state.video, path, shown
+    if previous is not None and previous.parent == target_dir and previous != path:
+        previous.unlink(missing_ok=True)  # replaced by a good one: don't pile up copies
     audio = "with audio" if info.has_audio else "no audio"
     state.message = (
-        f"{name}: {info.width}x{info.height}, {info.n_frames} frames at {info.fps:g} fps, {audio}."
+        f"{shown}: {info.width}x{info.height}, {info.n_frames} frames at {info.fps:g} fps, {audio}."
     )
     return state.message
 
