@@ -94,6 +94,33 @@ class QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
+#: A graph-optimizer (grappler) pass that gave up: TensorFlow runs the graph unoptimized by that
+#: pass and says so at ERROR level, e.g. "remapper failed: INVALID_ARGUMENT: Mutation::Apply
+#: error" on the train step's gradient graph. Nothing is wrong with the result.
+OPTIMIZER_GAVE_UP = re.compile(r"meta_optimizer\.cc:\d+\] \w+ failed: ")
+
+
+@contextmanager
+def optimizer_notes_held_back() -> Iterator[None]:
+    """Run a block that traces and optimizes a graph (a ``tf.function``'s first call), dropping
+    the graph optimizer's "pass failed" lines (:data:`OPTIMIZER_GAVE_UP`) and passing on every
+    other line it logs; everything if the block fails, or with ``DIDLEARN_TF_LOGS`` set."""
+    if os.environ.get(KEEP_LOGS):
+        yield
+        return
+    with tempfile.TemporaryFile(mode="w+") as sink:
+        try:
+            with native_stderr_to(sink):
+                yield
+        except BaseException:
+            sink.seek(0)
+            sys.stderr.write(sink.read())
+            raise
+        sink.seek(0)
+        kept = [line for line in sink if not OPTIMIZER_GAVE_UP.search(line)]
+        sys.stderr.write("".join(kept))
+
+
 def install() -> None:
     """Quiet the next import of TensorFlow (nothing to do if it is imported already, or if
     ``DIDLEARN_TF_LOGS`` is set)."""

@@ -172,3 +172,19 @@ def test_importing_didlearn_holds_back_tensorflows_start_up_logs():
     assert stderr_lines() == []
     if not stderr_lines(DIDLEARN_TF_LOGS="1"):
         pytest.skip("TensorFlow prints no start-up lines on this machine: nothing to hold back")
+
+
+def test_graph_optimizer_give_ups_are_dropped_and_other_lines_kept(capfd, monkeypatch):
+    import os
+
+    from didlearn import quiet
+
+    monkeypatch.delenv(quiet.KEEP_LOGS, raising=False)
+    gave_up = (
+        "E0000 00:00:1.2 99 meta_optimizer.cc:967] remapper failed: INVALID_ARGUMENT: Mutation\n"
+    )
+    other = "W0000 00:00:1.3 99 some_kernel.cc:12] something else\n"
+    with quiet.optimizer_notes_held_back():
+        os.write(2, (gave_up + other).encode())
+    err = capfd.readouterr().err
+    assert "remapper failed" not in err and "something else" in err

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from .. import generator
 from ..generator import AnimationModels
+from ..quiet import optimizer_notes_held_back
 from .logs import LOG_FILE, CsvLog, run_config, save_loss_plot, write_config
 from .losses import DEFAULT_WEIGHTS, LossWeights, compute_losses
 
@@ -145,7 +146,21 @@ def make_train_step(
             for k, v in per_replica.items()
         }
 
-    return tf.function(step, reduce_retracing=True) if compiled else step
+    if not compiled:
+        return step
+    traced = tf.function(step, reduce_retracing=True)
+    first = [True]
+
+    def compiled_step(batch):
+        if not first[0]:
+            return traced(batch)
+        first[0] = False
+        # grappler's remapper gives up on the decoder's gradient graph and logs an ERROR line
+        # for it ("remapper failed: INVALID_ARGUMENT"); the step itself is right
+        with optimizer_notes_held_back():
+            return traced(batch)
+
+    return compiled_step
 
 
 # --------------------------------------------------------------------------------------------
