@@ -16,7 +16,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import ModuleType
 from typing import IO, Any
@@ -49,8 +49,9 @@ def native_stderr_to(sink: IO[Any]) -> Iterator[None]:
 
 
 @contextmanager
-def held_back_logs() -> Iterator[None]:
-    """Hold back what C++ code logs in the block; show it if the block fails."""
+def held_back_logs(keep: Callable[[str], bool] | None = None) -> Iterator[None]:
+    """Hold back what C++ code logs in the block; show it all if the block fails, and on
+    success only the lines ``keep`` accepts (none without it)."""
     with tempfile.TemporaryFile(mode="w+") as sink:
         try:
             with native_stderr_to(sink):
@@ -59,6 +60,9 @@ def held_back_logs() -> Iterator[None]:
             sink.seek(0)
             sys.stderr.write(sink.read())
             raise
+        if keep is not None:
+            sink.seek(0)
+            sys.stderr.write("".join(line for line in sink if keep(line)))
 
 
 class _QuietLoader(importlib.abc.Loader):
@@ -108,17 +112,8 @@ def optimizer_notes_held_back() -> Iterator[None]:
     if os.environ.get(KEEP_LOGS):
         yield
         return
-    with tempfile.TemporaryFile(mode="w+") as sink:
-        try:
-            with native_stderr_to(sink):
-                yield
-        except BaseException:
-            sink.seek(0)
-            sys.stderr.write(sink.read())
-            raise
-        sink.seek(0)
-        kept = [line for line in sink if not OPTIMIZER_GAVE_UP.search(line)]
-        sys.stderr.write("".join(kept))
+    with held_back_logs(keep=lambda line: not OPTIMIZER_GAVE_UP.search(line)):
+        yield
 
 
 def install() -> None:
