@@ -287,6 +287,11 @@ def test_a_closed_pipe_is_no_traceback():
 # ------------------------------------------------------------------------- the real renderer
 
 
+def video_parts(folder: Path) -> list[Path]:
+    """The temporary video files a render is writing in ``folder``."""
+    return [p for p in folder.iterdir() if p.name.endswith(".part.mp4")]
+
+
 def test_sigterm_mid_render_leaves_no_output_and_no_temporary_file(media, tmp_path):
     """`kill` (SIGTERM) mid-render: exit 143, one line, and nothing left in the output folder
     or in the temp folder (TensorFlow's autograph files included: a SIGKILL leaves them)."""
@@ -298,10 +303,12 @@ def test_sigterm_mid_render_leaves_no_output_and_no_temporary_file(media, tmp_pa
     env = environment(TMPDIR=str(temp_dir))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
+        # Until the video's temporary file exists: the render is under way. The writability
+        # probe made before the render (`.didlearn-probe-*`) comes and goes first; it is no sign.
         deadline = time.monotonic() + 150
-        while not list(out_dir.iterdir()) and time.monotonic() < deadline:
-            time.sleep(0.1)  # until the video's temporary file exists: the render is under way
-        assert list(out_dir.iterdir()), "the render never started"
+        while not video_parts(out_dir) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert video_parts(out_dir), f"the render never started: {proc.poll()=}"
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)
     finally:
