@@ -17,6 +17,7 @@ import math
 import os
 import sys
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -257,19 +258,20 @@ def save_motion(motion: DrivingMotion, path: str | os.PathLike, overwrite: bool 
 
 def _read_fields(path: Path) -> dict[str, np.ndarray]:
     """Every array of the .npz (read now, so a truncated member fails here)."""
-    bad = f"'{path}' is not a didlearn motion file"
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise InvalidMotionFileError(f"{bad} (a single array, not an .npz archive).")
-            return {name: archive[name] for name in archive.files}
-    except InvalidMotionFileError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        # np.load says "pickled data" for anything that is neither .npy nor .npz
+    remake = "make it again with `didlearn motion VIDEO -o FILE.npz`."
+    if not zipfile.is_zipfile(path):  # an .npz is a zip archive; np.load would guess on
         raise InvalidMotionFileError(
-            f"{bad} or is damaged (truncated or corrupt: {type(exc).__name__}): make it again "
-            "with `didlearn motion VIDEO -o FILE.npz`."
+            f"'{path}' is not a didlearn motion file (not an .npz archive, or cut short "
+            "before its table of contents): " + remake
+        )
+    try:
+        archive = np.load(path, allow_pickle=False)
+        with archive:
+            return {name: archive[name] for name in archive.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as exc:
+        raise InvalidMotionFileError(
+            f"'{path}' is a damaged motion file (truncated or corrupt: {type(exc).__name__}): "
+            + remake
         ) from exc
 
 
