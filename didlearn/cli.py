@@ -336,6 +336,12 @@ def animate_command(args: argparse.Namespace) -> int:
         frames = animator.animate_template(args.template, args.duration, args.fps)
     paths = animate.save(frames, out, fps, audio_from=audio, gif=gif, overwrite=args.overwrite)
     _report(animator, paths, time.perf_counter() - t0, args.quiet)
+    if not args.quiet and args.template is None:
+        print(
+            f"motion relative to driving frame {animator.reference_frame} "
+            f"(--reference {reference})",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -377,7 +383,8 @@ def _load_motion(args: argparse.Namespace):
     reference = DEFAULT_REFERENCE if args.reference is None else args.reference
     if isinstance(reference, int):
         _check_reference_frame(reference, len(motion))
-        resolve_reference(reference, motion, motion.landmarks[0])  # a frame without a face
+        # a frame without a face is refused too (a frame number needs no photo: any ks will do)
+        resolve_reference(reference, motion, motion.landmarks[0])
     return motion
 
 

@@ -241,7 +241,7 @@ def save_motion(motion: DrivingMotion, path: str | os.PathLike, overwrite: bool 
     target = Path(path)
     if target.suffix.lower() != ".npz":
         raise UsageError(f"the motion file '{target}' must end in .npz.")
-    fields = {
+    fields: dict[str, Any] = {  # Any: savez_compressed types its keywords as allow_pickle
         "format": np.array(MOTION_FORMAT),
         "version": np.array(MOTION_VERSION, np.int64),
         "landmarks": np.asarray(motion.landmarks, np.float32),
