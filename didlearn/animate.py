@@ -4,7 +4,9 @@ The pipeline of the course, one frame batch at a time so a video of any length s
 in constant memory::
 
     photo ─► faces.face_landmarks ─► faces.crop_face ─► crop, ks          (once)
-    driving frame ─► LandmarkTracker.update ─► kd_t                       (per frame)
+    driving frame ─► driving.iter_tracked ─► kd_t                         (per frame)
+    (or a whole driver: driving.track_driving / load_motion ─► DrivingMotion, and kd_0 its
+     reference frame, driving.best_reference for reference="auto")
     (ks, kd_t, kd_0) ─► motion.transfer_relative ─► kp_t (crop pixels)    (per frame)
     (crop, ks, kp_1..B) ─► renderer ─► B animated crops                   (per batch of B)
     crop_t ─► faces.paste_back ─► whole photo                             (per frame)
@@ -32,7 +34,15 @@ from typing import Any
 import numpy as np
 
 from .composite import CropMotion, NativeCompositor, compose_crop
-from .errors import NoFaceFoundError, UsageError
+from .driving import (  # noqa: F401  (DRIVING_MAX_SIDE, open_driving: re-exported as before)
+    DRIVING_MAX_SIDE,
+    DrivingMotion,
+    check_reference,
+    open_driving,
+    resolve_reference,
+    track_driving,
+)
+from .errors import UsageError
 from .renderers import (  # noqa: F401  (the renderer API, re-exported where users animate)
     DEFAULT_METHOD,
     Renderer,
@@ -41,57 +51,6 @@ from .renderers import (  # noqa: F401  (the renderer API, re-exported where use
     renderer_entry,
     renderer_names,
 )
-
-#: Longest side driving frames are decoded at: landmarks need no more, and detection is 4x
-#: cheaper per halving. Relative transfer is scale-normalised, so the resolution cancels out.
-DRIVING_MAX_SIDE = 480
-
-
-# --------------------------------------------------------------------------------------------
-# Driving input
-# --------------------------------------------------------------------------------------------
-
-
-def _driving_size(width: int, height: int) -> tuple[int, int] | None:
-    longest = max(width, height)
-    if longest <= DRIVING_MAX_SIDE:
-        return None
-    s = DRIVING_MAX_SIDE / longest
-    return max(2, round(width * s)), max(2, round(height * s))
-
-
-def open_driving(
-    driving: Any, max_frames: int | None = None
-) -> tuple[Iterator[np.ndarray], float | None, int | None]:
-    """Frames of a driving video as an iterator, with its fps and frame count when known.
-
-    Args:
-        driving: a video path, a (T, H, W, 3) array, or an iterable of (H, W, 3) frames.
-        max_frames: use at most this many frames.
-
-    Returns:
-        ``(frames, fps or None, count or None)``. Large videos are decoded at
-        :data:`DRIVING_MAX_SIDE` pixels (landmarks need no more).
-
-    Raises:
-        UnreadableMediaError: the path is not a readable video (raised here, before any work).
-    """
-    from . import data
-
-    if isinstance(driving, str | os.PathLike):
-        info = data.video_info(driving)
-        size = _driving_size(info.width, info.height)
-        frames = data.iter_video(driving, max_frames=max_frames, size=size)
-        count = info.n_frames if max_frames is None else min(info.n_frames, max_frames)
-        return frames, info.fps, count
-    if isinstance(driving, np.ndarray):
-        arr = driving[:max_frames] if max_frames is not None else driving
-        return iter(arr), None, len(arr)
-    it = iter(driving)
-    if max_frames is not None:
-        it = (f for _, f in zip(range(max_frames), it, strict=False))
-    return it, None, None
-
 
 # --------------------------------------------------------------------------------------------
 # The Animator
@@ -118,6 +77,11 @@ class Animator:
         tps_step: thin-plate flow evaluated every ``tps_step`` pixels then interpolated.
         progress: show a tqdm progress bar.
         landmarks: the face's (68, 2) landmarks in the photo if already found (skips detection).
+        reference: the driving frame relative motion is taken against: ``"first"`` (the first
+            with a face; a video streams through, tracked as it is rendered), ``"auto"`` (the
+            one whose pose and expression are closest to the photo's,
+            :func:`didlearn.driving.best_reference`) or a frame number; the last two track the
+            whole driver first.
 
     Attributes:
         crop: the :class:`didlearn.faces.FaceCrop` of the face; ``source_kp`` its (68, 2)
@@ -145,6 +109,7 @@ class Animator:
         tps_step: int = 2,
         progress: bool = True,
         landmarks: np.ndarray | None = None,
+        reference: str | int = "first",
     ) -> None:
         from . import faces
 
@@ -185,6 +150,8 @@ class Animator:
         self.paste_back, self.batch, self.progress = bool(paste_back), int(batch), progress
         self.timings: dict[str, float] = defaultdict(float)
         self.bridged = 0
+        self.reference = check_reference(reference)
+        self.reference_frame: int | None = None  # the driving frame the last run used
 
     # -- motion ---------------------------------------------------------------------------
     def transfer(self, driving_kp: np.ndarray, driving_kp0: np.ndarray) -> np.ndarray:
@@ -275,43 +242,77 @@ class Animator:
             yield frame
 
     def _track(self, frames: Iterator[np.ndarray], fps: float | None) -> Iterator[np.ndarray]:
-        """Target keypoints per driving frame; leading frames without a face stay neutral."""
-        from .faces import LandmarkTracker
+        """Target keypoints per driving frame, streamed, against the first frame with a face
+        (``reference="first"``); leading frames without a face stay neutral."""
+        from .driving import iter_tracked
 
-        tracker = LandmarkTracker(smoothing=True, fps=fps or 30.0)
-        kd0, waiting = None, 0
-        for frame in frames:
+        stream = iter_tracked(frames, fps)
+        kd0, waiting, bridged = None, 0, 0
+        while True:
             with self._timed("track"):
-                try:
-                    kd = tracker.update(frame)
-                except NoFaceFoundError:
-                    kd = None  # no face yet: nothing to hold
+                item = next(stream, None)  # iter_tracked raises NoFaceFoundError at its end
+            if item is None:
+                break
+            kd, found = item
+            bridged += not found
             if kd is None:
                 waiting += 1
                 continue
             if kd0 is None:
-                kd0 = kd.copy()
+                kd0 = kd
+                self.reference_frame = waiting
                 for _ in range(waiting):  # keep the frame count (and the sync with the audio)
                     yield self.source_kp.copy()
             with self._timed("transfer"):
                 kp = self.transfer(kd, kd0)
             yield kp
-        if kd0 is None:
-            raise NoFaceFoundError(
-                f"No face was found in any of the {waiting} driving frames: use a video of a "
-                "face looking at the camera, large enough (at least ~80 pixels wide) and well lit."
-            )
-        self.bridged = tracker.bridged + waiting
+        self.bridged = bridged
+
+    def track(self, driving: Any, max_frames: int | None = None) -> DrivingMotion:
+        """The whole driver tracked (a :class:`~didlearn.driving.DrivingMotion` is returned
+        as is, cut to ``max_frames``), with a progress bar if ``progress``."""
+        if isinstance(driving, DrivingMotion):
+            return driving.head(max_frames)
+        with self._timed("track"):
+            return track_driving(driving, max_frames, progress=self.progress)
+
+    def motion_targets(self, motion: DrivingMotion) -> np.ndarray:
+        """Target keypoints (T, 68, 2) in crop pixels for a tracked driver, relative to the
+        frame :attr:`reference` names (``reference_frame`` says which); frames before the first
+        face stay neutral.
+
+        Raises:
+            UsageError: a reference frame number out of range or without a face.
+        """
+        ref = resolve_reference(self.reference, motion, self.source_kp)
+        self.reference_frame, self.bridged = ref, motion.bridged
+        kd0, first = motion.landmarks[ref], motion.first_found
+        with self._timed("transfer"):
+            # frame by frame, exactly as the streamed path computes it
+            kps = [
+                self.source_kp.copy() if t < first else self.transfer(kd, kd0)
+                for t, kd in enumerate(motion.landmarks)
+            ]
+        return np.stack(kps).astype(np.float32)
+
+    def _streams(self, driving: Any) -> bool:
+        return self.reference == "first" and not isinstance(driving, DrivingMotion)
 
     def driving_targets(self, driving: Any, max_frames: int | None = None) -> np.ndarray:
         """Target keypoints (T, 68, 2) in crop pixels, one per driving frame (tracked, smoothed,
         transferred): what :meth:`animate` renders, for :meth:`animate_targets`.
 
+        Args:
+            driving: a video path, a (T, H, W, 3) array, frames, or a ``DrivingMotion``.
+
         Raises:
-            UnreadableMediaError: unreadable video; NoFaceFoundError: no face in any frame.
+            UnreadableMediaError: unreadable video; NoFaceFoundError: no face in any frame;
+            UsageError: a reference frame out of range.
         """
-        frames, fps, _ = open_driving(driving, max_frames)
-        return np.stack(list(self._track(frames, fps)))
+        if self._streams(driving):
+            frames, fps, _ = open_driving(driving, max_frames)
+            return np.stack(list(self._track(frames, fps)))
+        return self.motion_targets(self.track(driving, max_frames))
 
     def animate_targets(self, kps: np.ndarray) -> Iterator[np.ndarray]:
         """Frames of the photo for given target keypoints (T, 68, 2) in crop pixels, streamed."""
@@ -320,10 +321,14 @@ class Animator:
         return self._frames_from_keypoints(iter(kps), len(kps))
 
     def animate(self, driving: Any, max_frames: int | None = None) -> Iterator[np.ndarray]:
-        """Frames of the photo driven by a video, streamed.
+        """Frames of the photo driven by a video or a tracked driver, streamed.
+
+        With ``reference="first"`` a video streams through (tracked as it is rendered); with
+        ``"auto"`` or a frame number it is tracked whole first, here, with its own progress bar.
 
         Args:
-            driving: a video path, a (T, H, W, 3) array or an iterable of frames.
+            driving: a video path, a (T, H, W, 3) array, an iterable of frames, or a
+                :class:`~didlearn.driving.DrivingMotion` (e.g. from ``driving.load_motion``).
             max_frames: use at most this many driving frames.
 
         Yields:
@@ -331,11 +336,15 @@ class Animator:
 
         Raises:
             UnreadableMediaError: unreadable video (at the call); NoFaceFoundError: no face in
-            any driving frame (at the end of the iteration).
+            any driving frame (at the end of the iteration when streamed, else at the call);
+            UsageError: a reference frame out of range (at the call).
         """
-        frames, fps, count = open_driving(driving, max_frames)
         self.timings = defaultdict(float)
-        return self._frames_from_keypoints(self._track(frames, fps), count)
+        if self._streams(driving):
+            frames, fps, count = open_driving(driving, max_frames)
+            return self._frames_from_keypoints(self._track(frames, fps), count)
+        kps = self.motion_targets(self.track(driving, max_frames))
+        return self._frames_from_keypoints(iter(kps), len(kps))
 
     def template_keypoints(
         self, name: str, duration: float = 4.0, fps: float = 25.0, seed: int = 0

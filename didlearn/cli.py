@@ -2,9 +2,10 @@
 
 ::
 
-    didlearn animate PHOTO (--driving VIDEO | --template NAME) -o OUT.mp4|OUT.gif [--gif]
-                     [--size 256]
+    didlearn animate PHOTO (--driving VIDEO | --template NAME | --motion FILE.npz)
+                     -o OUT.mp4|OUT.gif [--gif] [--size 256] [--reference auto|first|N]
                      [--absolute] [--no-paste-back] [--face N] [--fine-tune STEPS] [--overwrite]
+    didlearn motion VIDEO -o FILE.npz [--max-frames N] [--overwrite]
     didlearn demo [-o DIR]
     didlearn templates
 
@@ -71,6 +72,19 @@ def _in_range(option: str):
     return parse
 
 
+def _reference(text: str) -> str | int:
+    """argparse ``type=`` for ``--reference``: auto, first or a frame number >= 0."""
+    from .driving import REFERENCES
+
+    if text in REFERENCES:
+        return text
+    if text.isdigit():  # digits only: no sign, no spaces
+        return int(text)
+    raise argparse.ArgumentTypeError(
+        f"must be {', '.join(REFERENCES)} or a frame number (0 or more), got '{text}'"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     from . import __version__, renderers
     from .animate import GIF_MAX_SIDE
@@ -94,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--driving", metavar="VIDEO", help="driving video of a talking face")
     source.add_argument(
         "--template", metavar="NAME", help="motion template (see `didlearn templates`)"
+    )
+    source.add_argument(
+        "--motion",
+        metavar="FILE.npz",
+        help="a driver's motion saved by `didlearn motion` (its sound: see --audio)",
     )
     anim.add_argument(
         "-o",
@@ -159,7 +178,40 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="use at most N driving frames",
     )
+    anim.add_argument(
+        "--reference",
+        type=_reference,
+        default=None,
+        metavar="auto|first|N",
+        help="the driving frame motion is taken against (default auto: the one whose pose and "
+        "expression are closest to the photo's; first: the first with a face; N: frame N)",
+    )
+    anim.add_argument(
+        "--audio",
+        metavar="FILE",
+        help="with --motion: the sound of the output (default: the motion file's video if it "
+        "is still where it was, else none)",
+    )
     anim.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    mot = sub.add_parser(
+        "motion",
+        help="save a driving video's tracked motion to a file, for `animate --motion`",
+        description="Track the face of VIDEO and save its smoothed landmarks (with the frame "
+        "rate, which frames had a face and the video's name, for its sound) to FILE.npz: "
+        "`didlearn animate PHOTO --motion FILE.npz` then animates exactly as from the video, "
+        "without tracking it again and without the video's pictures.",
+    )
+    mot.add_argument("video", metavar="VIDEO", help="driving video of a talking face")
+    mot.add_argument("-o", "--output", metavar="FILE.npz", required=True, help="motion file")
+    mot.add_argument(
+        "--max-frames",
+        type=_in_range("--max-frames"),
+        default=None,
+        help="track at most N frames",
+    )
+    mot.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    mot.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     demo = sub.add_parser(
         "demo",
@@ -237,8 +289,10 @@ def animate_command(args: argparse.Namespace) -> int:
     out = Path(args.output)
     gif = out.with_suffix(".gif") if args.gif else None  # -o OUT.gif --gif: the one GIF
     outputs = [p for p in animate.output_paths(out, gif) if p is not None]
-    _check_not_an_input(outputs, [args.photo, args.driving])
+    _check_not_an_input(outputs, [args.photo, args.driving, args.motion, args.audio])
     animate.check_outputs(outputs, args.overwrite)
+    reference = _check_reference_options(args)
+    motion = _load_motion(args) if args.motion is not None else None
     if args.template is not None:
         _check_template(args.template)
         if args.duration * args.fps > MAX_TEMPLATE_FRAMES:
@@ -254,7 +308,12 @@ def animate_command(args: argparse.Namespace) -> int:
                 f"'{args.driving}' is an image: --driving takes a video of a face (for motion "
                 "without a video, use --template)."
             )
-        fps = data.video_info(args.driving).fps  # unreadable video: fails here, before any work
+        info = data.video_info(args.driving)  # unreadable video: fails here, before any work
+        fps = info.fps
+        _check_reference_frame(reference, min(info.n_frames, args.max_frames or info.n_frames))
+    audio = args.driving
+    if motion is not None:
+        fps, audio = motion.fps or args.fps, _motion_audio(args, motion)
     landmarks = faces.face_landmarks(photo, args.face)  # no face: fails before TensorFlow loads
     _start_tensorflow()
     t0 = time.perf_counter()
@@ -269,15 +328,104 @@ def animate_command(args: argparse.Namespace) -> int:
         paste_back=args.paste_back,
         fine_tune=args.fine_tune,
         progress=not args.quiet,
+        reference=reference,
     )
-    if args.driving is not None:
-        frames = animator.animate(args.driving, max_frames=args.max_frames)
+    if args.template is None:
+        frames = animator.animate(motion or args.driving, max_frames=args.max_frames)
     else:
         frames = animator.animate_template(args.template, args.duration, args.fps)
-    paths = animate.save(
-        frames, out, fps, audio_from=args.driving, gif=gif, overwrite=args.overwrite
-    )
+    paths = animate.save(frames, out, fps, audio_from=audio, gif=gif, overwrite=args.overwrite)
     _report(animator, paths, time.perf_counter() - t0, args.quiet)
+    if not args.quiet and args.template is None:
+        print(
+            f"motion relative to driving frame {animator.reference_frame} "
+            f"(--reference {reference})",
+            file=sys.stderr,
+        )
+    return 0
+
+
+#: ``--reference`` when not given (chosen by measuring a driver that starts with an open mouth:
+#: against its first frame the photo's lips crossed in 103 of 120 frames, against "auto" in
+#: none; on the bundled clip both give none; see tests/test_motion_files.py and notebook 06).
+DEFAULT_REFERENCE = "auto"
+
+
+def _check_reference_options(args: argparse.Namespace) -> str | int:
+    """The reference frame option, checked against the motion source: --reference and
+    --audio say nothing about a template, --audio nothing about a video (it has its own)."""
+    if args.template is not None and args.reference is not None:
+        raise UsageError("--reference applies to --driving and --motion, not to --template.")
+    if args.audio is not None and args.motion is None:
+        raise UsageError(
+            "--audio goes with --motion (a --driving video gives its own sound, a template none)."
+        )
+    if args.audio is not None and not Path(args.audio).expanduser().is_file():
+        raise UsageError(f"--audio '{args.audio}' is not a file: check the path.")
+    return DEFAULT_REFERENCE if args.reference is None else args.reference
+
+
+def _check_reference_frame(reference: str | int, frames: int) -> None:
+    """A frame number for --reference must be one of the driver's frames (checked up front;
+    the library checks again once the driver is tracked)."""
+    if isinstance(reference, int) and reference >= frames:
+        raise UsageError(
+            f"--reference {reference} is out of range: the driver has {frames} frames "
+            f"(0 to {frames - 1}; --max-frames counts)."
+        )
+
+
+def _load_motion(args: argparse.Namespace):
+    """The --motion file, cut to --max-frames, its reference frame checked."""
+    from .driving import load_motion, resolve_reference
+
+    motion = load_motion(args.motion).head(args.max_frames)
+    reference = DEFAULT_REFERENCE if args.reference is None else args.reference
+    if isinstance(reference, int):
+        _check_reference_frame(reference, len(motion))
+        # a frame without a face is refused too (a frame number needs no photo: any ks will do)
+        resolve_reference(reference, motion, motion.landmarks[0])
+    return motion
+
+
+def _motion_audio(args: argparse.Namespace, motion) -> str | None:
+    """The sound of an animation from a motion file: --audio, else the video the file was made
+    from if it is still there, else none (said on stderr)."""
+    if args.audio is not None:
+        return args.audio
+    if motion.source and Path(motion.source).is_file():
+        return motion.source
+    if motion.source:
+        print(
+            f"note: the motion file's video '{motion.source}' is not there any more: the "
+            "output has no sound (give --audio FILE for some).",
+            file=sys.stderr,
+        )
+    return None
+
+
+def motion_command(args: argparse.Namespace) -> int:
+    """``didlearn motion``: track a driving video, save its motion (checked before the work)."""
+    from . import data
+    from .driving import save_motion, track_driving
+
+    out = Path(args.output)
+    if out.suffix.lower() != ".npz":
+        raise UsageError(f"the motion file '{out}' must end in .npz (e.g. -o motion.npz).")
+    _check_not_an_input([out], [args.video])
+    data.check_output(out, args.overwrite)
+    if Path(args.video).suffix.lower() in data.IMAGE_SUFFIXES:
+        raise UsageError(f"'{args.video}' is an image: `didlearn motion` takes a video of a face.")
+    data.video_info(args.video)  # unreadable video: fails here, before any work
+    t0 = time.perf_counter()
+    motion = track_driving(args.video, args.max_frames, progress=not args.quiet)
+    print(save_motion(motion, out, overwrite=args.overwrite))
+    if not args.quiet:
+        print(
+            f"{len(motion)} frames tracked in {time.perf_counter() - t0:.1f} s "
+            f"({motion.bridged} without a face found)",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -329,7 +477,12 @@ def templates_command(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"animate": animate_command, "demo": demo_command, "templates": templates_command}
+COMMANDS = {
+    "animate": animate_command,
+    "demo": demo_command,
+    "templates": templates_command,
+    "motion": motion_command,
+}
 
 
 class Stopped(KeyboardInterrupt):

@@ -34,3 +34,7 @@ class InvalidFlowError(DidlearnError, ValueError):
 
 class UsageError(DidlearnError, ValueError):
     """Options that do not go together (the message says which to change)."""
+
+
+class InvalidMotionFileError(DidlearnError, ValueError):
+    """A motion file (``.npz``) is missing, damaged, another program's, or of a newer version."""
