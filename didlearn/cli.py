@@ -2,9 +2,10 @@
 
 ::
 
-    didlearn animate PHOTO (--driving VIDEO | --template NAME) -o OUT.mp4|OUT.gif [--gif]
-                     [--size 256]
-                     [--absolute] [--no-paste-back] [--face N] [--fine-tune STEPS] [--overwrite]
+    didlearn animate PHOTO (--driving VIDEO [--driving VIDEO ...] | --template NAME)
+                     -o OUT.mp4|OUT.gif [--gif] [--size 256]
+                     [--absolute] [--no-paste-back] [--face N|all] [--fine-tune STEPS]
+                     [--overwrite]
     didlearn demo [-o DIR]
     didlearn templates
 
@@ -71,6 +72,16 @@ def _in_range(option: str):
     return parse
 
 
+def _face_choice(text: str) -> int | str:
+    """argparse ``type=`` for ``--face``: ``all`` (every face) or an index (``_in_range``)."""
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        return _in_range("--face")(text)
+    except argparse.ArgumentTypeError as err:
+        raise argparse.ArgumentTypeError(f"{err} or 'all'") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     from . import __version__, renderers
     from .animate import GIF_MAX_SIDE
@@ -91,7 +102,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     anim.add_argument("photo", metavar="PHOTO", help="portrait (JPEG, PNG, WebP, ...)")
     source = anim.add_mutually_exclusive_group(required=True)
-    source.add_argument("--driving", metavar="VIDEO", help="driving video of a talking face")
+    source.add_argument(
+        "--driving",
+        metavar="VIDEO",
+        action="append",
+        help="driving video of a talking face; with --face all, once for every face (in the "
+        "order of their numbers) or once for all",
+    )
     source.add_argument(
         "--template", metavar="NAME", help="motion template (see `didlearn templates`)"
     )
@@ -120,7 +137,12 @@ def _parser() -> argparse.ArgumentParser:
         help="output the animated face crop instead of the whole photo",
     )
     anim.add_argument(
-        "--face", type=_in_range("--face"), default=0, metavar="N", help="face number (0 = best)"
+        "--face",
+        type=_face_choice,
+        default=0,
+        metavar="N|all",
+        help="face number (0 = best; a number beyond the faces found lists them), or all: "
+        "every face of a group photo, each in its own crop",
     )
     anim.add_argument(
         "--fine-tune",
@@ -234,10 +256,13 @@ def animate_command(args: argparse.Namespace) -> int:
     """``didlearn animate``: every input is checked before the long work starts."""
     from . import animate, data, faces
 
+    drivers: list[str] = args.driving or []
+    _check_driver_count(drivers, args.face)
+    driving = drivers[0] if drivers else None  # the audio's source
     out = Path(args.output)
     gif = out.with_suffix(".gif") if args.gif else None  # -o OUT.gif --gif: the one GIF
     outputs = [p for p in animate.output_paths(out, gif) if p is not None]
-    _check_not_an_input(outputs, [args.photo, args.driving])
+    _check_not_an_input(outputs, [args.photo, *drivers])
     animate.check_outputs(outputs, args.overwrite)
     if args.template is not None:
         _check_template(args.template)
@@ -248,13 +273,16 @@ def animate_command(args: argparse.Namespace) -> int:
             )
     photo = _load_photo(args.photo)
     fps = args.fps
-    if args.driving is not None:
-        if Path(args.driving).suffix.lower() in data.IMAGE_SUFFIXES:
+    for i, video in enumerate(drivers):
+        if Path(video).suffix.lower() in data.IMAGE_SUFFIXES:
             raise UsageError(
-                f"'{args.driving}' is an image: --driving takes a video of a face (for motion "
+                f"'{video}' is an image: --driving takes a video of a face (for motion "
                 "without a video, use --template)."
             )
-        fps = data.video_info(args.driving).fps  # unreadable video: fails here, before any work
+        info = data.video_info(video)  # unreadable video: fails here, before any work
+        fps = info.fps if i == 0 else fps  # the first driver's rate (and audio)
+    if args.face == "all":
+        return _animate_group(args, photo, drivers, fps, out, gif)
     landmarks = faces.face_landmarks(photo, args.face)  # no face: fails before TensorFlow loads
     _start_tensorflow()
     t0 = time.perf_counter()
@@ -270,13 +298,65 @@ def animate_command(args: argparse.Namespace) -> int:
         fine_tune=args.fine_tune,
         progress=not args.quiet,
     )
-    if args.driving is not None:
-        frames = animator.animate(args.driving, max_frames=args.max_frames)
+    if driving is not None:
+        frames = animator.animate(driving, max_frames=args.max_frames)
     else:
         frames = animator.animate_template(args.template, args.duration, args.fps)
-    paths = animate.save(
-        frames, out, fps, audio_from=args.driving, gif=gif, overwrite=args.overwrite
+    paths = animate.save(frames, out, fps, audio_from=driving, gif=gif, overwrite=args.overwrite)
+    _report(animator, paths, time.perf_counter() - t0, args.quiet)
+    return 0
+
+
+def _check_driver_count(drivers: list[str], face: int | str) -> None:
+    """Several ``--driving`` videos go with ``--face all`` (one per face, checked once the faces
+    are found); one face takes one driver."""
+    if len(drivers) > 1 and face != "all":
+        raise UsageError(
+            f"--driving was given {len(drivers)} times: one face takes one driving video "
+            "(several, one per face, go with --face all)."
+        )
+
+
+def _animate_group(
+    args: argparse.Namespace,
+    photo,
+    drivers: list[str],
+    fps: float,
+    out: Path,
+    gif: Path | None,
+) -> int:
+    """``didlearn animate --face all``: every face, each with its own crop and driver."""
+    from . import animate, group
+
+    if not args.paste_back:
+        raise UsageError(
+            "--no-paste-back shows one face's crop: choose the face with --face N, or keep the "
+            "whole photo for --face all."
+        )
+    lms = group.face_landmarks_all(photo)  # no face: fails before TensorFlow loads
+    if drivers and len(drivers) not in (1, len(lms)):
+        raise UsageError(
+            f"{len(drivers)} driving videos for the {len(lms)} faces found: give --driving once "
+            "for every face (in the order of their numbers) or once for all."
+        )
+    _start_tensorflow()
+    t0 = time.perf_counter()
+    animator = group.GroupAnimator(
+        photo,
+        landmarks=lms,
+        method=args.method,
+        size=args.size,
+        relative=not args.absolute,
+        intensity=args.intensity,
+        fine_tune=args.fine_tune,
+        progress=not args.quiet,
     )
+    if drivers:
+        frames = animator.animate(drivers, max_frames=args.max_frames)
+    else:
+        frames = animator.animate_template(args.template, args.duration, args.fps)
+    audio = drivers[0] if drivers else None
+    paths = animate.save(frames, out, fps, audio_from=audio, gif=gif, overwrite=args.overwrite)
     _report(animator, paths, time.perf_counter() - t0, args.quiet)
     return 0
 
