@@ -109,7 +109,7 @@ def sample_portrait() -> np.ndarray:
     return _to_float(skdata.astronaut())
 
 
-def sample_group_photo(gap: int = 48, head_width: int = 190) -> np.ndarray:
+def sample_group_photo(gap: int = 48, head_width: int = 176) -> np.ndarray:
     """A two-face photo made from :func:`sample_portrait`: the astronaut's head, and beside it the
     head mirrored and 10 % smaller, with a plain grey strip ``gap`` pixels wide between them.
 
@@ -119,7 +119,8 @@ def sample_group_photo(gap: int = 48, head_width: int = 190) -> np.ndarray:
             narrower head brings the faces closer (150 with ``gap=0``: their crops overlap).
 
     Returns:
-        (208, W, 3) float32 RGB in [0, 1]; the left face is the larger one.
+        (208, W, 3) float32 RGB in [0, 1] (316 px wide by default, small enough for a GIF
+        preview at full size); the left face is the larger one.
     """
     import cv2
 
