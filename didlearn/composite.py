@@ -230,6 +230,26 @@ class NativeCompositor:
         return out
 
 
+@dataclass(frozen=True)
+class _Cluster:
+    """Crops that overlap, directly or through others, rendered together (:class:`GroupCompositor`).
+
+    Attributes:
+        box: ``(y0, y1, x0, x1)`` photo pixels covering every member's crop.
+        members: indices of the crops.
+        weights: crop index -> (h, w, 1) float32 weight ``w_i`` over that crop's own box.
+        source: the box oversampled (see :func:`_oversampled`); xs2, ys2: (H, W) float32 the
+            box's pixels in the source's coordinates.
+    """
+
+    box: tuple[int, int, int, int]
+    members: list[int]
+    weights: dict[int, np.ndarray]
+    source: np.ndarray
+    xs2: np.ndarray
+    ys2: np.ndarray
+
+
 #: How far each face's claim on the pixels where crops overlap reaches: the sigma of a Gaussian
 #: around the face's crop centre, as a fraction of the crop side (the crop is ~2x the face).
 #: Small enough that a face keeps its own motion where a neighbour's crop covers it.
@@ -273,7 +293,7 @@ class GroupCompositor:
         ]
         self.clusters = [self._cluster(members) for members in _overlapping(self.boxes)]
 
-    def _cluster(self, members: list[int]) -> dict:
+    def _cluster(self, members: list[int]) -> _Cluster:
         """One group of overlapping crops: its box, oversampled source and the faces' weights."""
         box = _union([self.boxes[i] for i in members])
         y0, y1, x0, x1 = box
@@ -298,14 +318,7 @@ class GroupCompositor:
         xs, ys = pixel_grid(y1 - y0, x1 - x0)
         xs2 = (SAMPLING * (xs + x0) - origin[0]).astype(np.float32)
         ys2 = (SAMPLING * (ys + y0) - origin[1]).astype(np.float32)
-        return {
-            "box": box,
-            "members": members,
-            "weights": weights,
-            "source": source,
-            "xs2": xs2,
-            "ys2": ys2,
-        }
+        return _Cluster(box, members, weights, source, xs2, ys2)
 
     def __call__(
         self, motions: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]
@@ -323,14 +336,14 @@ class GroupCompositor:
             self._render(cluster, motions, out)
         return out
 
-    def _render(self, cluster: dict, motions, out: np.ndarray) -> None:
+    def _render(self, cluster: _Cluster, motions, out: np.ndarray) -> None:
         """Render one cluster of overlapping crops into ``out`` (in place)."""
-        y0, y1, x0, x1 = cluster["box"]
+        y0, y1, x0, x1 = cluster.box
         flow = np.zeros((y1 - y0, x1 - x0, 2), np.float32)
         paint = np.zeros((y1 - y0, x1 - x0, 3), np.float32)  # sum_i w_i a_i c_i
         alpha = np.zeros((y1 - y0, x1 - x0, 1), np.float32)  # sum_i w_i a_i
         moved = []
-        for i in cluster["members"]:
+        for i in cluster.members:
             f, mask, colour = motions[i]
             f = f * (self._ramps[i] * self._scales[i])  # photo pixels, faded at the crop's edges
             a = None if mask is None else self._ramps[i] * (1.0 - mask[..., :1])
@@ -341,7 +354,7 @@ class GroupCompositor:
                 continue
             rows, cols = where
             u, v = (c[rows, cols] for c in self._coords[i])
-            w = cluster["weights"][i][rows, cols]
+            w = cluster.weights[i][rows, cols]
             by, _, bx, _ = self.boxes[i]
             at = (
                 slice(by - y0 + rows.start, by - y0 + rows.stop),
@@ -359,9 +372,9 @@ class GroupCompositor:
         cols = slice(min(c.start for _, c in moved), max(c.stop for _, c in moved))
         f = flow[rows, cols]
         warped = cv2.remap(
-            cluster["source"],
-            cluster["xs2"][rows, cols] + SAMPLING * f[..., 0],
-            cluster["ys2"][rows, cols] + SAMPLING * f[..., 1],
+            cluster.source,
+            cluster.xs2[rows, cols] + SAMPLING * f[..., 0],
+            cluster.ys2[rows, cols] + SAMPLING * f[..., 1],
             cv2.INTER_CUBIC,
             borderMode=cv2.BORDER_REPLICATE,
         )

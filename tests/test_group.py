@@ -125,7 +125,7 @@ def test_face_all_moves_both_faces_and_leaves_the_background_still(group):
     frames = gif_frames(out)
     assert frames.shape[1:3] == group["photo"].shape[:2] and len(frames) >= 3
     moved = [face_change(frames, f) for f in group["faces"]]
-    print('mean change in each face box (of 255):', moved)
+    print("mean change in each face box (of 255):", moved)
     assert min(moved) > 5.0, moved  # both faces move (mean over their boxes)
     still = outside_crops(frames.shape[1:], group["boxes"])
     assert still[:, 150:180].all()  # the strip between the heads is outside both crops
@@ -203,6 +203,17 @@ def test_face_option_is_a_number_or_all(group):
     assert res.returncode == 2 and "or 'all'" in res.stderr, res.stderr
 
 
+def tilted(ks: np.ndarray, degrees=(0.0, 4.0, 8.0, 12.0)) -> np.ndarray:
+    """(T, 68, 2) the landmarks ``ks`` rolled about their centre and raised (head tilts; crop
+    pixels), without the templates (and TensorFlow)."""
+    centre = ks.mean(axis=0)
+    out = []
+    for a in np.radians(degrees):
+        rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        out.append((ks - centre) @ rot.T + centre - [0.0, 40 * a])
+    return np.stack(out).astype(np.float32)
+
+
 def test_no_seam_where_crops_overlap():
     """Two faces close together: their crops overlap. On a coordinate image (x / W, y / H) the
     output minus the photo is the motion field itself, so a seam is a jump across a crop's edge.
@@ -223,8 +234,7 @@ def test_no_seam_where_crops_overlap():
     rows = slice(max(bl[0], br[0]), min(bl[1], br[1]))
     edges = [br[2] - 1, bl[3] - 1]  # steps between columns x and x + 1 across the crop edges
     natives = [NativeCompositor(coords, c) for c in crops]
-    targets = animator.template_targets("turn", 1.0, 25.0)
-    motions = [a.motion(t[::4]) for a, t in zip(animator.animators, targets, strict=True)]
+    motions = [a.motion(tilted(a.source_kp)) for a in animator.animators]
 
     def steps(out: np.ndarray) -> np.ndarray:
         motion = (out - coords)[..., :2] * [w, h]  # photo pixels
@@ -255,3 +265,29 @@ def test_one_crop_blends_as_the_native_compositor():
     for motion in [(flow, None, None), (flow, mask, colour)]:
         one = NativeCompositor(photo, crop)(*motion)
         np.testing.assert_allclose(GroupCompositor(photo, [crop])([motion]), one, atol=1e-6)
+
+
+def test_the_models_are_loaded_once_and_shared(monkeypatch):
+    """``method="model"`` on a two-face photo: one load, the same models in every face's
+    Animator (stand-ins for the weights and the compiled renderer: nothing is rendered)."""
+    from types import SimpleNamespace
+
+    from didlearn import animate, group
+
+    loads, given = [], []
+    weights = SimpleNamespace(config=SimpleNamespace(size=256))
+
+    def load(method):
+        loads.append(method)
+        return "model", weights
+
+    def refuse(method):
+        raise AssertionError("an Animator loaded the weights itself")
+
+    monkeypatch.setattr(group, "load_models", load)
+    monkeypatch.setattr(animate, "load_models", refuse)
+    monkeypatch.setattr(animate, "make_renderer", lambda m, models, step: given.append(models))
+    crowd = group.GroupAnimator(data.sample_group_photo(), method="model", progress=False)
+    assert loads == ["model"] and len(crowd) == 2
+    assert len(given) == 2 and all(m is weights for m in given)
+    assert all(a.models is weights for a in crowd.animators)
