@@ -272,15 +272,14 @@ def animate_command(args: argparse.Namespace) -> int:
                 f"{MAX_TEMPLATE_FRAMES} frames: shorten it or lower the frame rate."
             )
     photo = _load_photo(args.photo)
-    fps = args.fps
-    for i, video in enumerate(drivers):
+    for video in drivers:
         if Path(video).suffix.lower() in data.IMAGE_SUFFIXES:
             raise UsageError(
                 f"'{video}' is an image: --driving takes a video of a face (for motion "
                 "without a video, use --template)."
             )
-        info = data.video_info(video)  # unreadable video: fails here, before any work
-        fps = info.fps if i == 0 else fps  # the first driver's rate (and audio)
+    rates = [data.video_info(v).fps for v in drivers]  # unreadable video: fails before any work
+    fps = rates[0] if rates else args.fps  # the first driver's rate (and sound)
     if args.face == "all":
         return _animate_group(args, photo, drivers, fps, out, gif)
     landmarks = faces.face_landmarks(photo, args.face)  # no face: fails before TensorFlow loads
@@ -327,13 +326,16 @@ def _animate_group(
 ) -> int:
     """``didlearn animate --face all``: every face, each with its own crop and driver."""
     from . import animate, group
+    from .faces import describe_faces
 
     if not args.paste_back:
         raise UsageError(
             "--no-paste-back shows one face's crop: choose the face with --face N, or keep the "
             "whole photo for --face all."
         )
-    lms = group.face_landmarks_all(photo)  # no face: fails before TensorFlow loads
+    found, lms = group.find_all_faces(photo)  # no face: fails before TensorFlow loads
+    if not args.quiet:  # which face is which number: the order of the --driving videos
+        print(f"{len(found)} face(s): {describe_faces(found)}", file=sys.stderr)
     if drivers and len(drivers) not in (1, len(lms)):
         raise UsageError(
             f"{len(drivers)} driving videos for the {len(lms)} faces found: give --driving once "

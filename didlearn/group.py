@@ -10,7 +10,7 @@ their motions blended into one photo.
     CropMotion_1..K ─► composite.GroupCompositor ─► whole photo           (per frame)
 
 Each face follows one driver: the same for all, or one per face in the order of
-:func:`face_landmarks_all` (the indices ``--face N`` takes). Where two faces' crops overlap, the
+:func:`find_all_faces` (the indices ``--face N`` takes). Where two faces' crops overlap, the
 compositor blends their motion fields (not their pictures), so no seam appears.
 """
 
@@ -27,26 +27,25 @@ import numpy as np
 from .animate import Animator
 from .composite import GroupCompositor
 from .errors import NoFaceFoundError, UsageError
+from .faces import Face, face_landmarks, find_faces
 from .renderers import DEFAULT_METHOD, load_models, renderer_entry
 
 
-def face_landmarks_all(photo: np.ndarray) -> list[np.ndarray]:
-    """The 68 landmarks (68, 2) of every face found in ``photo``, best face first (the order of
-    ``faces.find_faces``, the indices of ``face=N``).
+def find_all_faces(photo: np.ndarray) -> tuple[list[Face], list[np.ndarray]]:
+    """Every face found in ``photo``, best first (the order of ``faces.find_faces``, the
+    indices of ``face=N``), and each face's (68, 2) landmarks.
 
     Raises:
         NoFaceFoundError: no face at all.
     """
-    from . import faces
-
-    found, tried = faces.find_faces(photo)
+    found, tried = find_faces(photo)
     if not found:
         h, w = photo.shape[:2]
         raise NoFaceFoundError(
             f"No face was found in the {w}x{h} photo (tried {', '.join(tried)}): nothing to "
             "animate. Try a photo where the faces are larger (at least ~80 pixels wide)."
         )
-    return [faces.face_landmarks(photo, f) for f in found]
+    return found, [face_landmarks(photo, f) for f in found]
 
 
 class GroupAnimator:
@@ -55,7 +54,7 @@ class GroupAnimator:
     Args:
         photo: (H, W, 3) float32 RGB in [0, 1] (or uint8).
         landmarks: each face's (68, 2) landmarks in the photo; None = every face found
-            (:func:`face_landmarks_all`).
+            (:func:`find_all_faces`).
         method: as for :class:`~didlearn.animate.Animator`; the models it needs are loaded once
             and shared by every face (``fine_tune`` tunes a copy per face).
         batch: frames rendered per call, per face.
@@ -88,13 +87,13 @@ class GroupAnimator:
         if not options.get("paste_back", True):
             raise UsageError(
                 "a face crop shows one face: to animate every face, keep the whole photo "
-                "(drop --no-paste-back), or choose one face with --face N."
+                "(paste_back=True), or animate one face with an Animator."
             )
         photo = np.asarray(photo)
         if photo.dtype == np.uint8:
             photo = photo / np.float32(255.0)
         self.photo = np.asarray(photo, np.float32)
-        lms = face_landmarks_all(self.photo) if landmarks is None else list(landmarks)
+        lms = find_all_faces(self.photo)[1] if landmarks is None else list(landmarks)
         if not lms:
             raise UsageError("GroupAnimator needs the landmarks of at least one face.")
         if models is None:
@@ -140,8 +139,8 @@ class GroupAnimator:
             return drivers * len(self)
         if len(drivers) != len(self):
             raise UsageError(
-                f"{len(drivers)} driving videos for {len(self)} faces: give one --driving for "
-                f"every face, or one for all."
+                f"{len(drivers)} drivers for {len(self)} faces: give one driver for every face "
+                "(in the order of the faces), or one for all."
             )
         return drivers
 
