@@ -41,6 +41,7 @@ from .renderers import (  # noqa: F401  (the renderer API, re-exported where use
     renderer_entry,
     renderer_names,
 )
+from .retarget import Retarget
 
 #: Longest side driving frames are decoded at: landmarks need no more, and detection is 4x
 #: cheaper per halving. Relative transfer is scale-normalised, so the resolution cancels out.
@@ -118,6 +119,9 @@ class Animator:
         tps_step: thin-plate flow evaluated every ``tps_step`` pixels then interpolated.
         progress: show a tqdm progress bar.
         landmarks: the face's (68, 2) landmarks in the photo if already found (skips detection).
+        retarget: eye/mouth openness targets, head-pose offsets and the part of the motion to
+            keep (:class:`didlearn.retarget.Retarget`), applied to every frame's target
+            keypoints whatever the source (video, template, :meth:`animate_targets`).
 
     Attributes:
         crop: the :class:`didlearn.faces.FaceCrop` of the face; ``source_kp`` its (68, 2)
@@ -145,6 +149,7 @@ class Animator:
         tps_step: int = 2,
         progress: bool = True,
         landmarks: np.ndarray | None = None,
+        retarget: Retarget | None = None,
     ) -> None:
         from . import faces
 
@@ -185,6 +190,7 @@ class Animator:
         self.paste_back, self.batch, self.progress = bool(paste_back), int(batch), progress
         self.timings: dict[str, float] = defaultdict(float)
         self.bridged = 0
+        self.retarget = retarget if retarget is not None else Retarget()
 
     # -- motion ---------------------------------------------------------------------------
     def transfer(self, driving_kp: np.ndarray, driving_kp0: np.ndarray) -> np.ndarray:
@@ -254,7 +260,7 @@ class Animator:
         pending: list[np.ndarray] = []
         try:
             for kp in kps:
-                pending.append(kp)
+                pending.append(self.retarget.apply(self.source_kp, kp))
                 if len(pending) == self.batch:
                     yield from self._flush(pending, bar)
                     pending = []

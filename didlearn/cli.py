@@ -5,6 +5,8 @@
     didlearn animate PHOTO (--driving VIDEO | --template NAME) -o OUT.mp4|OUT.gif [--gif]
                      [--size 256]
                      [--absolute] [--no-paste-back] [--face N] [--fine-tune STEPS] [--overwrite]
+                     [--eyes X] [--mouth X] [--yaw DEG] [--pitch DEG] [--roll DEG]
+                     [--region all|pose|expression|eyes|lips]
     didlearn demo [-o DIR]
     didlearn templates
 
@@ -12,7 +14,8 @@ User errors (a missing or unreadable file, no face, an existing output, an outpu
 neither ``.mp4`` nor ``.gif`` or is one of the inputs) and the operating system's refusals
 (``OSError``: permissions, a name too long, a full disk) print one line ``error: <what was wrong
 and what to do>`` on stderr and exit with status 1; a malformed command line, numeric options out
-of :data:`OPTION_RANGES` included, exits with 2, as argparse does. No traceback
+of :data:`OPTION_RANGES` included, exits with 2, as argparse does (the retargeting values,
+checked by :func:`didlearn.retarget.check_values`, are user errors: one line, status 1). No traceback
 (``DIDLEARN_DEBUG=1`` adds it), and no output file is left behind. Ctrl-C, SIGTERM and SIGHUP
 exit with 128 + the signal's number and say which files, if any, were complete before.
 """
@@ -160,6 +163,7 @@ def _parser() -> argparse.ArgumentParser:
         help="use at most N driving frames",
     )
     anim.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_retarget_options(anim)
 
     demo = sub.add_parser(
         "demo",
@@ -172,6 +176,43 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("templates", help="list the motion templates")
     return parser
+
+
+def _add_retarget_options(anim: argparse.ArgumentParser) -> None:
+    """The retargeting options (:mod:`didlearn.retarget`), in their own group of the help."""
+    from .retarget import MEANINGS, RANGES, REGIONS
+
+    group = anim.add_argument_group(
+        "retargeting",
+        "set the eyes' and mouth's openness and turn the head, whatever the driver does; keep "
+        "only part of the motion",
+    )
+    for name, (low, high) in RANGES.items():
+        group.add_argument(
+            f"--{name}",
+            type=float,
+            default=None,
+            metavar="X" if name in ("eyes", "mouth") else "DEG",
+            help=f"{MEANINGS[name]}; from {low:g} to {high:g}",
+        )
+    group.add_argument(
+        "--region",
+        default="all",
+        choices=tuple(REGIONS),
+        help="the part of the motion to transfer (default all): "
+        + "; ".join(f"{k}: {v}" for k, v in REGIONS.items()),
+    )
+
+
+def _retarget_from_args(args: argparse.Namespace):
+    """The :class:`~didlearn.retarget.Retarget` of the options; a value out of range is a
+    one-line :class:`UsageError` naming the option, before any work."""
+    from .retarget import RANGES, Retarget, check_values
+
+    values = {name: getattr(args, name) for name in RANGES} | {"region": args.region}
+    check_values(values, prefix="--")
+    offsets = {k: v if v is not None else 0.0 for k, v in values.items() if k in RANGES}
+    return Retarget(**(values | {k: offsets[k] for k in ("yaw", "pitch", "roll")}))
 
 
 # --------------------------------------------------------------------------------------------
@@ -239,6 +280,7 @@ def animate_command(args: argparse.Namespace) -> int:
     outputs = [p for p in animate.output_paths(out, gif) if p is not None]
     _check_not_an_input(outputs, [args.photo, args.driving])
     animate.check_outputs(outputs, args.overwrite)
+    retarget = _retarget_from_args(args)
     if args.template is not None:
         _check_template(args.template)
         if args.duration * args.fps > MAX_TEMPLATE_FRAMES:
@@ -269,6 +311,7 @@ def animate_command(args: argparse.Namespace) -> int:
         paste_back=args.paste_back,
         fine_tune=args.fine_tune,
         progress=not args.quiet,
+        retarget=retarget,
     )
     if args.driving is not None:
         frames = animator.animate(args.driving, max_frames=args.max_frames)
