@@ -15,9 +15,9 @@ neither ``.mp4`` nor ``.gif`` or is one of the inputs) and the operating system'
 (``OSError``: permissions, a name too long, a full disk) print one line ``error: <what was wrong
 and what to do>`` on stderr and exit with status 1; a malformed command line, numeric options out
 of :data:`OPTION_RANGES` included, exits with 2, as argparse does (the retargeting values,
-checked by :func:`didlearn.retarget.check_values`, are user errors: one line, status 1). No traceback
-(``DIDLEARN_DEBUG=1`` adds it), and no output file is left behind. Ctrl-C, SIGTERM and SIGHUP
-exit with 128 + the signal's number and say which files, if any, were complete before.
+checked by :func:`didlearn.retarget.check_values`, are user errors: one line, status 1). No
+traceback (``DIDLEARN_DEBUG=1`` adds it), and no output file is left behind. Ctrl-C, SIGTERM and
+SIGHUP exit with 128 + the signal's number and say which files, if any, were complete before.
 """
 
 from __future__ import annotations

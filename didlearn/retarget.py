@@ -237,11 +237,15 @@ def set_eye_openness(ks: np.ndarray, kp: np.ndarray, openness: float) -> np.ndar
         for up, low in lids:
             photo_gap = float((ks[low] - ks[up]) @ n0)
             target = max(openness, MIN_EYE_OPENNESS) * photo_gap * width / max(width0, 1e-9)
-            # the lids meet where a blink closes them; the gap is set along the normal, so a
-            # turned head's slant of the pair does not keep the eye open
-            meet = out[up] + UPPER_LID_SHARE * (out[low] - out[up])
-            out[up] = meet - UPPER_LID_SHARE * target * n
-            out[low] = meet + (1 - UPPER_LID_SHARE) * target * n
+            # the lids meet where a blink closes them; the gap across the eye becomes the
+            # target, and its slant (a turned head's) shrinks with it, so a closed eye is shut
+            gap = out[low] - out[up]
+            across = float(gap @ n)
+            slant = (gap - across * n) * min(target / max(across, 1e-9), 1.0)
+            meet = out[up] + UPPER_LID_SHARE * gap
+            new_gap = target * n + slant
+            out[up] = meet - UPPER_LID_SHARE * new_gap
+            out[low] = meet + (1 - UPPER_LID_SHARE) * new_gap
     return out
 
 
