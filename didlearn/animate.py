@@ -6,6 +6,7 @@ in constant memory::
     photo ─► faces.face_landmarks ─► faces.crop_face ─► crop, ks          (once)
     driving frame ─► LandmarkTracker.update ─► kd_t                       (per frame)
     (ks, kd_t, kd_0) ─► motion.transfer_relative ─► kp_t (crop pixels)    (per frame)
+    (ks, kp_t) ─► retarget.Retarget.apply ─► kp_t (targets, pose/expression) (per frame)
     (crop, ks, kp_1..B) ─► renderer ─► B animated crops                   (per batch of B)
     crop_t ─► faces.paste_back ─► whole photo                             (per frame)
     frames ─► data.write_video (+ the driving video's audio)              (streamed)

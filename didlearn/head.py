@@ -163,7 +163,7 @@ class Pose:
         yaw = -np.arcsin(np.clip(r[2, 0], -1.0, 1.0))
         pitch = np.arctan2(-r[2, 1], r[2, 2])
         roll = np.arctan2(r[1, 0], r[0, 0])
-        return tuple(float(np.degrees(a)) for a in (pitch, yaw, roll))
+        return float(np.degrees(pitch)), float(np.degrees(yaw)), float(np.degrees(roll))
 
 
 def place(base: np.ndarray, points: np.ndarray, pose: Pose) -> np.ndarray:
