@@ -215,20 +215,26 @@ def test_region_pose_keeps_the_mouths_shape_while_the_head_turns(photo, driver, 
     assert width_posed.max() < 0.5 * width_plain.max()
 
 
-def test_yaw_turns_the_head_to_the_images_right(photo, driver, plain):
-    turned = output_landmarks(photo, driver, "--yaw", "15")
-    assert (nose_offset(turned) > nose_offset(plain) + 5).all()
+@pytest.fixture(scope="module")
+def turned_shut(photo, driver) -> np.ndarray:
+    """The output's landmarks with ``--yaw 15 --eyes 0`` (one run serves two tests)."""
+    return output_landmarks(photo, driver, "--yaw", "15", "--eyes", "0")
+
+
+def test_yaw_turns_the_head_to_the_images_right(turned_shut, plain):
+    # dlib's jaw points wobble by a few pixels on a frame: the median frame, and the mean
+    shift = nose_offset(turned_shut) - nose_offset(plain)
+    assert np.median(shift) > 8 and shift.mean() > 5
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="the thin-plate renderer's smoothing spline (motion.TPS_SMOOTHING) cannot follow the "
-    "eyelids' landmarks closer than a few pixels: the targets' eyes close (EAR < 0.03), the "
-    "rendered eyes hardly do",
+    reason="the thin-plate renderer's smoothing spline (motion.TPS_SMOOTHING) does not follow "
+    "eyelid landmarks a few pixels apart: the targets' eyes close (EAR < 0.03), the rendered "
+    "eyes hardly do (the blink template's neither)",
 )
-def test_eyes_zero_closes_the_eyes_on_the_output(photo, driver, plain):
-    closed = output_landmarks(photo, driver, "--eyes", "0")
-    assert eye_aspect_ratio(closed).max() < 0.6 * eye_aspect_ratio(plain).min()
+def test_eyes_zero_closes_the_eyes_on_the_output(turned_shut, plain):
+    assert eye_aspect_ratio(turned_shut).max() < 0.6 * eye_aspect_ratio(plain).min()
 
 
 @pytest.mark.parametrize(
