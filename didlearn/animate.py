@@ -130,6 +130,8 @@ class Animator:
         timings: seconds spent per stage in the last run (``track``, ``transfer``, ``render``,
             ``paste``), and ``frames`` rendered.
         bridged: driving frames whose face was not found (landmarks held from the last one).
+        retarget: the :class:`~didlearn.retarget.Retarget` applied to every frame's targets
+            (a neutral one, which changes nothing, by default).
 
     Raises:
         NoFaceFoundError: no face (or not face number ``face``) in the photo.
