@@ -8,6 +8,7 @@ in constant memory::
     (or a whole driver: driving.track_driving / load_motion ─► DrivingMotion, and kd_0 its
      reference frame, driving.best_reference for reference="auto")
     (ks, kd_t, kd_0) ─► motion.transfer_relative ─► kp_t (crop pixels)    (per frame)
+    (ks, kp_t) ─► retarget.Retarget.apply ─► kp_t (targets, pose/expression) (per frame)
     (crop, ks, kp_1..B) ─► renderer ─► B animated crops                   (per batch of B)
     crop_t ─► faces.paste_back ─► whole photo                             (per frame)
     frames ─► data.write_video (+ the driving video's audio)              (streamed)
@@ -51,6 +52,7 @@ from .renderers import (  # noqa: F401  (the renderer API, re-exported where use
     renderer_entry,
     renderer_names,
 )
+from .retarget import Retarget
 
 # --------------------------------------------------------------------------------------------
 # The Animator
@@ -82,6 +84,9 @@ class Animator:
             one whose pose and expression are closest to the photo's,
             :func:`didlearn.driving.best_reference`) or a frame number; the last two track the
             whole driver first.
+        retarget: eye/mouth openness targets, head-pose offsets and the part of the motion to
+            keep (:class:`didlearn.retarget.Retarget`), applied to every frame's target
+            keypoints whatever the source (video, template, :meth:`animate_targets`).
 
     Attributes:
         crop: the :class:`didlearn.faces.FaceCrop` of the face; ``source_kp`` its (68, 2)
@@ -89,6 +94,8 @@ class Animator:
         timings: seconds spent per stage in the last run (``track``, ``transfer``, ``render``,
             ``paste``), and ``frames`` rendered.
         bridged: driving frames whose face was not found (landmarks held from the last one).
+        retarget: the :class:`~didlearn.retarget.Retarget` applied to every frame's targets
+            (a neutral one, which changes nothing, by default).
 
     Raises:
         NoFaceFoundError: no face (or not face number ``face``) in the photo.
@@ -110,6 +117,7 @@ class Animator:
         progress: bool = True,
         landmarks: np.ndarray | None = None,
         reference: str | int = "first",
+        retarget: Retarget | None = None,
     ) -> None:
         from . import faces
 
@@ -152,6 +160,7 @@ class Animator:
         self.bridged = 0
         self.reference = check_reference(reference)
         self.reference_frame: int | None = None  # the driving frame the last run used
+        self.retarget = retarget if retarget is not None else Retarget()
 
     # -- motion ---------------------------------------------------------------------------
     def transfer(self, driving_kp: np.ndarray, driving_kp0: np.ndarray) -> np.ndarray:
@@ -170,8 +179,11 @@ class Animator:
         return (ks + self.intensity * (kp - ks)).astype(np.float32)
 
     def motion(self, kps: np.ndarray) -> CropMotion:
-        """The renderer's crop motion (flow, mask, colour) for target keypoints (B, 68, 2)."""
-        return self.renderer(self.crop.image, self.source_kp, np.asarray(kps, np.float32))
+        """The renderer's crop motion (flow, mask, colour) for target keypoints (B, 68, 2),
+        retargeted first (:attr:`retarget`): every path to a frame comes through here, the
+        group photo's faces included."""
+        kps = [self.retarget.apply(self.source_kp, kp) for kp in np.asarray(kps, np.float32)]
+        return self.renderer(self.crop.image, self.source_kp, np.stack(kps).astype(np.float32))
 
     def render(self, kps: np.ndarray) -> np.ndarray:
         """Animated crops (B, S, S, 3) for target keypoints (B, 68, 2) in crop pixels."""

@@ -6,7 +6,8 @@
                             | --motion FILE.npz)
                      -o OUT.mp4|OUT.gif [--gif] [--size 256] [--reference auto|first|N]
                      [--absolute] [--no-paste-back] [--face N|all] [--fine-tune STEPS]
-                     [--overwrite]
+                     [--overwrite] [--eyes X] [--mouth X] [--yaw DEG] [--pitch DEG] [--roll DEG]
+                     [--region all|pose|expression|eyes|lips]
     didlearn motion VIDEO -o FILE.npz [--max-frames N] [--overwrite]
     didlearn demo [-o DIR]
     didlearn templates
@@ -15,9 +16,10 @@ User errors (a missing or unreadable file, no face, an existing output, an outpu
 neither ``.mp4`` nor ``.gif`` or is one of the inputs) and the operating system's refusals
 (``OSError``: permissions, a name too long, a full disk) print one line ``error: <what was wrong
 and what to do>`` on stderr and exit with status 1; a malformed command line, numeric options out
-of :data:`OPTION_RANGES` included, exits with 2, as argparse does. No traceback
-(``DIDLEARN_DEBUG=1`` adds it), and no output file is left behind. Ctrl-C, SIGTERM and SIGHUP
-exit with 128 + the signal's number and say which files, if any, were complete before.
+of :data:`OPTION_RANGES` included, exits with 2, as argparse does (the retargeting values,
+checked by :func:`didlearn.retarget.check_values`, are user errors: one line, status 1). No
+traceback (``DIDLEARN_DEBUG=1`` adds it), and no output file is left behind. Ctrl-C, SIGTERM and
+SIGHUP exit with 128 + the signal's number and say which files, if any, were complete before.
 """
 
 from __future__ import annotations
@@ -216,6 +218,7 @@ def _parser() -> argparse.ArgumentParser:
         "is still where it was, else none)",
     )
     anim.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_retarget_options(anim)
 
     mot = sub.add_parser(
         "motion",
@@ -247,6 +250,43 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("templates", help="list the motion templates")
     return parser
+
+
+def _add_retarget_options(anim: argparse.ArgumentParser) -> None:
+    """The retargeting options (:mod:`didlearn.retarget`), in their own group of the help."""
+    from .retarget import MEANINGS, RANGES, REGIONS
+
+    group = anim.add_argument_group(
+        "retargeting",
+        "set the eyes' and mouth's openness and turn the head, whatever the driver does; keep "
+        "only part of the motion",
+    )
+    for name, (low, high) in RANGES.items():
+        group.add_argument(
+            f"--{name}",
+            type=float,
+            default=None,
+            metavar="X" if name in ("eyes", "mouth") else "DEG",
+            help=f"{MEANINGS[name]}; from {low:g} to {high:g}",
+        )
+    group.add_argument(
+        "--region",
+        default="all",
+        choices=tuple(REGIONS),
+        help="the part of the motion to transfer (default all): "
+        + "; ".join(f"{k}: {v}" for k, v in REGIONS.items()),
+    )
+
+
+def _retarget_from_args(args: argparse.Namespace):
+    """The :class:`~didlearn.retarget.Retarget` of the options; a value out of range is a
+    one-line :class:`UsageError` naming the option, before any work."""
+    from .retarget import RANGES, Retarget, check_values
+
+    values = {name: getattr(args, name) for name in RANGES} | {"region": args.region}
+    check_values(values, prefix="--")
+    offsets = {k: v if v is not None else 0.0 for k, v in values.items() if k in RANGES}
+    return Retarget(**(values | {k: offsets[k] for k in ("yaw", "pitch", "roll")}))
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,6 +358,7 @@ def animate_command(args: argparse.Namespace) -> int:
     animate.check_outputs(outputs, args.overwrite)
     reference = _check_reference_options(args)
     motion = _load_motion(args) if args.motion is not None else None
+    retarget = _retarget_from_args(args)
     if args.template is not None:
         _check_template(args.template)
         if args.duration * args.fps > MAX_TEMPLATE_FRAMES:
@@ -342,7 +383,7 @@ def animate_command(args: argparse.Namespace) -> int:
         fps, audio = motion.fps or args.fps, _motion_audio(args, motion)
     sources = drivers or ([motion] if motion is not None else [])
     if args.face == "all":
-        return _animate_group(args, photo, sources, reference, fps, audio, out, gif)
+        return _animate_group(args, photo, sources, reference, retarget, fps, audio, out, gif)
     landmarks = faces.face_landmarks(photo, args.face)  # no face: fails before TensorFlow loads
     _start_tensorflow()
     t0 = time.perf_counter()
@@ -358,6 +399,7 @@ def animate_command(args: argparse.Namespace) -> int:
         fine_tune=args.fine_tune,
         progress=not args.quiet,
         reference=reference,
+        retarget=retarget,
     )
     if sources:
         frames = animator.animate(sources[0], max_frames=args.max_frames)
@@ -389,6 +431,7 @@ def _animate_group(
     photo,
     sources: list,
     reference: str | int | None,
+    retarget,
     fps: float,
     audio: str | None,
     out: Path,
@@ -423,6 +466,7 @@ def _animate_group(
         fine_tune=args.fine_tune,
         progress=not args.quiet,
         reference=reference,
+        retarget=retarget,
     )
     if sources:
         frames = animator.animate(sources, max_frames=args.max_frames)

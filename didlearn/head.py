@@ -11,15 +11,20 @@ Two users, one model with two parameter sets:
   pivot in the neck, so a nod also moves the face down a little, as a real one does;
 * the chapter-3 puppet (:func:`rotate_sphere`): a quick sphere round the landmarks' box, turning
   about the front of the face, so the face stays where it was and only the turn shows.
+
+The same head, read backwards, splits landmarks into pose and expression (:func:`fit_pose`):
+the rigid rotation + scale + shift (:class:`Pose`) of the photo's head that best explains a
+frame's landmarks, and what is left over is the expression (:func:`place` puts expression
+landmarks, given in the photo's frame, on a posed head).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .landmarks import COUNT, JAW, LEFT_EYE, RIGHT_EYE
+from .landmarks import COUNT, JAW, LEFT_EYE, RIGHT_EYE, RIGID
 
 
 @dataclass(frozen=True)
@@ -129,13 +134,94 @@ def rotate_sphere(points: np.ndarray, size: float, yaw: float, pitch: float) -> 
     return project(lift(pts, c, size, SPHERE_HEAD), rot, pivot)
 
 
+# --------------------------------------------------------------------------------------------
+# Pose fitting: the rigid part of a frame's landmarks
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Pose:
+    """A rigid head pose relative to the photo's: ``rot`` (3, 3), ``scale`` and ``shift`` (2,)
+    in pixels, about the photo's face centre (:func:`face_frame`). Identity = the photo's pose."""
+
+    rot: np.ndarray = field(default_factory=lambda: np.eye(3))
+    scale: float = 1.0
+    shift: np.ndarray = field(default_factory=lambda: np.zeros(2))
+
+    def linear(self) -> np.ndarray:
+        """(2, 2) how the pose maps (x, y) offsets in the face plane: ``scale * rot[:2, :2]``."""
+        return self.scale * self.rot[:2, :2]
+
+    def turned(self, pitch: float = 0.0, yaw: float = 0.0, roll: float = 0.0) -> Pose:
+        """This pose turned further by angles in degrees (as :func:`rotation`), in the camera's
+        frame: ``yaw > 0`` turns the face to the image's right whatever the pose was."""
+        return Pose(rotation(pitch, yaw, roll) @ self.rot, self.scale, self.shift)
+
+    def angles(self) -> tuple[float, float, float]:
+        """(pitch, yaw, roll) in degrees with ``rotation(pitch, yaw, roll) == rot``."""
+        r = self.rot
+        yaw = -np.arcsin(np.clip(r[2, 0], -1.0, 1.0))
+        pitch = np.arctan2(-r[2, 1], r[2, 2])
+        roll = np.arctan2(r[1, 0], r[0, 0])
+        return float(np.degrees(pitch)), float(np.degrees(yaw)), float(np.degrees(roll))
+
+
+def place(base: np.ndarray, points: np.ndarray, pose: Pose) -> np.ndarray:
+    """(68, 2) landmarks ``points``, given in the frame of the photo's head ``base`` (68, 2),
+    put on that head turned to ``pose``: each point takes its landmark's depth on ``base``'s
+    head (:func:`head_points_3d`), turns about the face centre, is scaled and shifted, and is
+    projected orthographically. ``place(base, points, Pose()) == points``; the map is affine in
+    ``points``, so an expression offset ``d`` becomes ``d @ pose.linear().T``. Returns float64."""
+    centre, _ = face_frame(np.asarray(base, np.float64))
+    depth = head_points_3d(np.asarray(base, np.float64))[:, 2]
+    q = np.column_stack([np.asarray(points, np.float64) - centre, depth])
+    return pose.scale * (q @ pose.rot.T)[:, :2] + centre + pose.shift
+
+
+def fit_pose(base: np.ndarray, points: np.ndarray) -> Pose:
+    """The rigid pose of ``base``'s head that best explains ``points``.
+
+    Least squares on the landmarks that move with the head only (:data:`landmarks.RIGID`:
+    the jaw's ends, the nose, the eyes' corners) over pitch, yaw, roll, log scale and the 2-D
+    shift, so an expression (a smile, a blink, an open mouth) leaves the pose where it is. Head
+    turns made with :func:`rotate_head` are recovered exactly (any pivot is a shift).
+
+    Args:
+        base: (68, 2) the photo's landmarks (its neutral pose).
+        points: (68, 2) one frame's landmarks in the same pixels.
+
+    Returns:
+        The :class:`Pose` with ``place(base, base, pose)[RIGID] ≈ points[RIGID]``.
+    """
+    from scipy.optimize import least_squares
+
+    base = np.asarray(base, np.float64)
+    target = np.asarray(points, np.float64)[list(RIGID)]
+    centre, half = face_frame(base)
+    depth = head_points_3d(base)[list(RIGID), 2]
+    q = np.column_stack([base[list(RIGID)] - centre, depth]) / half  # face units: well scaled
+
+    def residual(x: np.ndarray) -> np.ndarray:
+        rot = rotation(*x[:3])
+        moved = np.exp(x[3]) * (q @ rot.T)[:, :2] + x[4:6]
+        return (moved - (target - centre) / half).ravel()
+
+    start = np.zeros(6)
+    start[4:6] = (target - centre).mean(axis=0) / half - q[:, :2].mean(axis=0)
+    x = least_squares(residual, start, method="lm", xtol=1e-12, ftol=1e-12).x
+    return Pose(rotation(*x[:3]), float(np.exp(x[3])), x[4:6] * half)
+
+
 __all__ = [
     "FACE_HEAD",
     "SPHERE_HEAD",
     "HeadShape",
+    "Pose",
     "face_frame",
+    "fit_pose",
     "head_points_3d",
     "lift",
+    "place",
     "project",
     "rotate_head",
     "rotate_sphere",

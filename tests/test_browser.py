@@ -166,6 +166,7 @@ WIDGETS: dict[str, tuple[Widget, ...]] = {
             ),
         ),
         Widget("generator_widget", (Move("view buttons", other_view()),)),
+        Widget("retarget_widget", (Move("yaw slider", drag("yaw", 40)),)),
     ),
 }
 NOTEBOOK_NAMES = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
