@@ -182,8 +182,10 @@ class Animator:
         """The renderer's crop motion (flow, mask, colour) for target keypoints (B, 68, 2),
         retargeted first (:attr:`retarget`): every path to a frame comes through here, the
         group photo's faces included."""
-        kps = [self.retarget.apply(self.source_kp, kp) for kp in np.asarray(kps, np.float32)]
-        return self.renderer(self.crop.image, self.source_kp, np.stack(kps).astype(np.float32))
+        retargeted = np.stack(
+            [self.retarget.apply(self.source_kp, kp) for kp in np.asarray(kps, np.float32)]
+        )
+        return self.renderer(self.crop.image, self.source_kp, retargeted.astype(np.float32))
 
     def render(self, kps: np.ndarray) -> np.ndarray:
         """Animated crops (B, S, S, 3) for target keypoints (B, 68, 2) in crop pixels."""

@@ -434,6 +434,10 @@ def _patch(gray: np.ndarray, lm: np.ndarray, n: int = 24) -> np.ndarray:
     return p / norm if norm > 1e-3 else p * 0.0
 
 
+#: Frames a tracker holds a lost face before it takes whatever face the detector finds.
+REACQUIRE_AFTER = 15
+
+
 class LandmarkTracker:
     """Streaming 68-landmark tracker with re-detection and one-euro smoothing.
 
@@ -444,6 +448,10 @@ class LandmarkTracker:
     half a face, when most landmarks left the frame, or when the normalised cross-correlation of
     the face patch with the patch at the last detection falls below ``min_similarity``. If the
     detector finds nothing, the previous landmarks are held and ``found`` is False for the frame.
+    Once a face is followed, a re-detection must be near it (within one face of where it was,
+    half to twice its size): another face, or a face-like patch elsewhere in the frame, is no
+    replacement for one the detector missed on a turned head. After :data:`REACQUIRE_AFTER`
+    frames without it, any face is taken again (a cut in the video).
 
     Attributes:
         found: whether the last ``update`` found the face (False = bridged/held).
@@ -471,21 +479,16 @@ class LandmarkTracker:
         self._box_rel = (0.0, 0.0, 1.0)  # detector box vs landmark box: (dx, dy, side) / lm side
         self.found = False
         self.frames = self.detections = self.bridged = 0
+        self._missed = 0  # frames in a row without the face
 
     # -- the two ways of finding the landmarks ------------------------------------------------
     def _detect(self, img: np.ndarray, gray: np.ndarray) -> np.ndarray | None:
         self.detections += 1
         faces = detect_faces(img, upsample=self.upsample)
+        if self.raw is not None and self._missed < REACQUIRE_AFTER:
+            faces = self._near_ours(faces)
         if not faces:
             return None
-        if self.raw is not None and len(faces) > 1:
-            # several faces: keep following the one nearest to where ours was
-            c = self.raw.mean(axis=0)
-            faces.sort(
-                key=lambda f: np.hypot(
-                    (f.box[0] + f.box[2]) / 2 - c[0], (f.box[1] + f.box[3]) / 2 - c[1]
-                )
-            )
         box = faces[0].box
         lm = _predict(img, box)
         s = _face_scale(lm)
@@ -497,6 +500,24 @@ class LandmarkTracker:
         )
         self._ref_patch = _patch(gray, lm)
         return lm
+
+    def _near_ours(self, faces: list) -> list:
+        """The detections that can be the face we followed, nearest first (see the class)."""
+        assert self.raw is not None
+        s = _face_scale(self.raw)
+        c = (self.raw.min(axis=0) + self.raw.max(axis=0)) / 2
+        dx, dy, side = self._box_rel
+        expected = np.array([c[0] + dx * s, c[1] + dy * s]), side * s
+
+        def distance(f) -> float:
+            centre = np.array([(f.box[0] + f.box[2]) / 2, (f.box[1] + f.box[3]) / 2])
+            return float(np.linalg.norm(centre - expected[0]))
+
+        def plausible(f) -> bool:
+            ratio = (f.box[2] - f.box[0]) / max(expected[1], 1e-6)
+            return distance(f) < expected[1] and 0.5 <= ratio <= 2.0
+
+        return sorted((f for f in faces if plausible(f)), key=distance)
 
     def _follow(self, img: np.ndarray, gray: np.ndarray) -> np.ndarray | None:
         prev = self.raw
@@ -533,6 +554,7 @@ class LandmarkTracker:
         if lm is None:
             lm = self._detect(img, gray)
         self.found = lm is not None
+        self._missed = 0 if self.found else self._missed + 1
         if lm is None:
             if self.raw is None:
                 raise NoFaceFoundError(

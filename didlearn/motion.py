@@ -198,6 +198,106 @@ def tps_flow(
     return thin_plate_spline(kp, ks, height, width, regularization, step)
 
 
+# --------------------------------------------------------------------------------------------
+# Eyelids: what the smoothing spline cannot follow
+# --------------------------------------------------------------------------------------------
+
+#: The ring around each eye where the eyelid correction fades to nothing, as (along the eye's
+#: corner line, across it) semi-axes in eye widths: inside the brows, above the cheek.
+EYELID_RING_AXES = (0.85, 0.5)
+#: Points on that ring.
+EYELID_RING_POINTS = 10
+
+
+def _eye_mesh(kp: np.ndarray, eye: slice) -> np.ndarray:
+    """(6 + R, 2) output-frame points of one eye's mesh: its 6 landmarks, then a ring round
+    them (:data:`EYELID_RING_AXES`, :data:`EYELID_RING_POINTS`) along the eye's own axes."""
+    pts = kp[eye].astype(np.float64)
+    outer, inner = pts[0], pts[3]
+    along = inner - outer
+    width = max(float(np.linalg.norm(along)), 1e-6)
+    u = along / width
+    n = np.array([-u[1], u[0]])  # across the eye (down in the image for an upright face)
+    centre = 0.5 * (outer + inner)
+    angles = np.linspace(0, 2 * np.pi, EYELID_RING_POINTS, endpoint=False)
+    a, b = EYELID_RING_AXES
+    # an odd eye (a profile's, a bad detection) may reach past the ring: grow it so every
+    # landmark is well inside, or the correction would not fade out before the mesh ends
+    rel = pts - centre
+    reach = np.sqrt(((rel @ u) / a) ** 2 + ((rel @ n) / b) ** 2).max() / width
+    grow = max(1.0, reach / 0.75)
+    ring = centre + grow * width * (
+        a * np.cos(angles)[:, None] * u + b * np.sin(angles)[:, None] * n
+    )
+    return np.concatenate([pts, ring])
+
+
+def follow_eyelids(flow: np.ndarray, ks: np.ndarray, kp: np.ndarray) -> np.ndarray:
+    """Backward flows ``(B, H, W, 2)`` corrected so that every eye landmark lands exactly.
+
+    The smoothing spline (:data:`TPS_SMOOTHING`) cannot follow an eyelid closing onto the
+    other, a few pixels away: a closed eye is a place where the output frame jumps over the
+    photo's eye, and a spline that bends that sharply rings and folds the face. Inside a small
+    mesh round each eye (its six landmarks and a ring, Delaunay-triangulated in the output
+    frame) the leftover ``ks - (kp + F(kp))`` is interpolated linearly and added; it is 0 on
+    the ring and outside it. Linear pieces cannot ring, and as long as each lid stays on its
+    side of the other the triangles keep their orientation, so nothing folds.
+
+    Args:
+        flow: (B, H, W, 2) backward flows in pixels (output -> photo), NumPy.
+        ks: (68, 2) or (B, 68, 2) photo landmarks; kp: (B, 68, 2) the output frame's.
+
+    Returns:
+        (B, H, W, 2) float32 flows; unchanged outside the eyes' rings.
+    """
+    from scipy.spatial import Delaunay
+
+    from .landmarks import LEFT_EYE, RIGHT_EYE
+
+    out = np.array(flow, np.float32)
+    _, h, w, _ = out.shape
+    ks = np.broadcast_to(np.asarray(ks, np.float64), np.shape(kp))
+    for i, (src, dst) in enumerate(zip(ks, np.asarray(kp, np.float64), strict=True)):
+        for eye in (RIGHT_EYE, LEFT_EYE):
+            mesh = _eye_mesh(dst, eye)
+            landed = dst[eye] + _bilinear(out[i], dst[eye])
+            leftover = np.zeros_like(mesh)
+            leftover[:6] = src[eye] - landed
+            _add_linear(out[i], mesh, leftover, Delaunay(mesh), (h, w))
+    return out
+
+
+def _bilinear(field: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N, C) bilinear values of ``field`` (H, W, C) at ``points`` (N, 2) pixels, clamped."""
+    h, w = field.shape[:2]
+    x = np.clip(points[:, 0], 0, w - 1)
+    y = np.clip(points[:, 1], 0, h - 1)
+    x0, y0 = np.minimum(np.floor(x).astype(int), w - 2), np.minimum(np.floor(y).astype(int), h - 2)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    top = field[y0, x0] * (1 - fx) + field[y0, x0 + 1] * fx
+    bottom = field[y0 + 1, x0] * (1 - fx) + field[y0 + 1, x0 + 1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def _add_linear(field: np.ndarray, mesh: np.ndarray, values: np.ndarray, tri, size) -> None:
+    """Add to ``field`` (H, W, C), in place, the piecewise-linear interpolation of ``values``
+    (M, C) over the triangulation ``tri`` of ``mesh`` (M, 2), 0 outside it."""
+    h, w = size
+    x0, y0 = np.maximum(np.floor(mesh.min(0)).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(mesh.max(0)).astype(int), (w - 1, h - 1))
+    if x1 < x0 or y1 < y0:
+        return
+    gy, gx = np.mgrid[y0 : y1 + 1, x0 : x1 + 1]
+    pix = np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float64)
+    simplex = tri.find_simplex(pix)
+    inside = simplex >= 0
+    t = tri.transform[simplex[inside]]
+    bary = np.einsum("nij,nj->ni", t[:, :2], pix[inside] - t[:, 2])
+    weights = np.concatenate([bary, 1 - bary.sum(1, keepdims=True)], axis=1)
+    add = np.einsum("nk,nkc->nc", weights, values[tri.simplices[simplex[inside]]])
+    field[gy.ravel()[inside], gx.ravel()[inside]] += add.astype(field.dtype)
+
+
 def _gradient(f: tf.Tensor, axis: int) -> tf.Tensor:
     """``np.gradient`` of a ``(B, H, W, C)`` tensor along axis 1 or 2: central differences,
     one-sided at the borders. Slices, not gathers: their gradient is cheap on a CPU."""

@@ -201,11 +201,12 @@ def _apply_piecewise(tform, points: np.ndarray, height: int, width: int) -> np.n
 def thin_plate_renderer(options: RenderOptions) -> Renderer:
     """Renderer moving the crop along the thin-plate-spline flow of chapter 3 (``motion.tps_flow``,
     TensorFlow, batched; the flow is evaluated every ``options.tps_step`` pixels, then
-    interpolated).
+    interpolated), with the eyelids landed exactly (``motion.follow_eyelids``: the smoothing
+    spline alone leaves a closing eye open).
     """
 
     def render_thin_plate(crop: np.ndarray, ks: np.ndarray, kps: np.ndarray) -> CropMotion:
-        from .motion import TPS_SMOOTHING, tps_flow
+        from .motion import TPS_SMOOTHING, follow_eyelids, tps_flow
 
         h, w = crop.shape[:2]
         kps = np.asarray(kps, np.float32)
@@ -218,7 +219,7 @@ def thin_plate_renderer(options: RenderOptions) -> Renderer:
             step=options.tps_step,
             regularization=TPS_SMOOTHING,
         )
-        return CropMotion(flows.numpy())
+        return CropMotion(follow_eyelids(flows.numpy(), ks, kps))  # blinks: the lids land
 
     return render_thin_plate
 
@@ -231,8 +232,11 @@ def model_renderer(options: RenderOptions) -> Renderer:
     from . import generator
 
     def render_model(crop: np.ndarray, ks: np.ndarray, kps: np.ndarray) -> CropMotion:
+        from .motion import follow_eyelids
+
         out = generator.render_motion(options.models, crop, ks, kps)
-        return CropMotion(out["flow"], out["mask"], out["colour"])
+        flow = follow_eyelids(out["flow"], ks, np.asarray(kps, np.float32))
+        return CropMotion(flow, out["mask"], out["colour"])
 
     return render_model
 

@@ -172,3 +172,25 @@ def test_when_the_hog_detector_finds_nothing_the_cnn_detector_is_tried(monkeypat
     ]  # fmt: skip
     with pytest.raises(NoFaceFoundError, match="tried the HOG detector, the CNN detector"):
         faces.face_landmarks(np.full((240, 320, 3), 0.5, np.float32))
+
+
+def test_the_tracker_holds_a_lost_face_rather_than_jump_to_another_one():
+    """Two faces; the one followed vanishes (covered in grey): the tracker holds it for
+    ``REACQUIRE_AFTER`` frames instead of taking the other face, and only then takes it."""
+    from didlearn.data import sample_group_photo
+
+    photo = sample_group_photo()
+    covered = photo.copy()
+    found = faces.detect_faces(photo)
+    left = min(found, key=lambda f: f.box[0])
+    x0, y0, x1, y1 = (int(round(v)) for v in left.box)
+    covered[max(y0 - 20, 0) : y1 + 20, max(x0 - 20, 0) : x1 + 20] = 0.5
+    assert len(faces.detect_faces(covered)) >= 1  # the other face is still there to jump to
+
+    tracker = faces.LandmarkTracker(smoothing=False)
+    first = tracker.update(photo)
+    assert first[:, 0].mean() < photo.shape[1] / 2  # it follows the (larger) left face
+    held = [tracker.update(covered) for _ in range(faces.REACQUIRE_AFTER)]
+    assert not tracker.found and all(np.array_equal(h, first) for h in held)
+    later = tracker.update(covered)
+    assert tracker.found and later[:, 0].mean() > photo.shape[1] / 2  # re-acquired: the other

@@ -344,3 +344,56 @@ def test_outside_face_is_the_outline_polygon_grown_by_the_margin(outline_landmar
     assert abs((1 - tight).sum() - area) < 0.1 * area
     grown = motion.outside_face(kp, 48, 64, margin=4).numpy()[0, ..., 0]
     assert grown[24, 55] == 0 and grown[24, 57] == 1 and np.all(grown <= tight)
+
+
+def closed_eyes(kp: np.ndarray) -> np.ndarray:
+    """``kp`` with every upper-lid point moved 90 % of the way onto its lower-lid point."""
+    from didlearn.landmarks import LIDS
+
+    out = np.array(kp, np.float32)
+    for up, low in LIDS:
+        out[up] = out[up] + 0.9 * (out[low] - out[up])
+    return out
+
+
+@pytest.fixture(scope="module")
+def portrait_kp():
+    """The bundled portrait's 68 landmarks in its 256-px face crop."""
+    from didlearn import data, faces
+
+    photo = data.sample_portrait()
+    landmarks = faces.face_landmarks(photo)
+    return faces.crop_face(photo, landmarks, 256).to_crop(landmarks).astype(np.float32)
+
+
+def test_follow_eyelids_lands_every_eye_landmark_and_touches_nothing_else(portrait_kp):
+    """The smoothing spline leaves a closing eye open; the eyelid correction lands the eye
+    landmarks exactly, without folding, and the flow outside the eyes' rings is the spline's."""
+    from didlearn.landmarks import LEFT_EYE, RIGHT_EYE
+
+    ks = portrait_kp
+    kp = closed_eyes(ks)[None]
+    spline = motion.tps_flow(ks, kp, 256, 256, regularization=motion.TPS_SMOOTHING).numpy()
+    fixed = motion.follow_eyelids(spline, ks, kp)
+    eyes = list(range(68))[RIGHT_EYE] + list(range(68))[LEFT_EYE]
+
+    def landed(flow):  # where the backward flow sends the target eye landmarks (bilinear)
+        from didlearn.flow import sample_points
+
+        return kp[0, eyes] + sample_points(tf.constant(flow), kp[:, eyes]).numpy()[0]
+
+    spline_miss = np.abs(landed(spline) - ks[eyes]).max()
+    fixed_miss = np.abs(landed(fixed) - ks[eyes]).max()
+    # the lid's jump (~9 px over a ~1 px gap) is sampled on the pixel grid: ~1 px is left
+    assert spline_miss > 3 and fixed_miss < spline_miss / 3
+    assert motion.area_ratio(fixed).min() > 0  # nothing folds
+    changed = np.abs(fixed - spline).max(-1)[0] > 0
+    ys, xs = np.nonzero(changed)
+    eye_box = kp[0, eyes]
+    width = eye_box[:, 0].max() - eye_box[:, 0].min()  # both eyes: a ring is < 1 eye wide
+    assert (
+        xs.min() >= eye_box[:, 0].min() - width / 3 and xs.max() <= eye_box[:, 0].max() + width / 3
+    )
+    assert (
+        ys.min() >= eye_box[:, 1].min() - width / 3 and ys.max() <= eye_box[:, 1].max() + width / 3
+    )
