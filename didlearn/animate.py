@@ -87,8 +87,14 @@ class Animator:
         retarget: eye/mouth openness targets, head-pose offsets and the part of the motion to
             keep (:class:`didlearn.retarget.Retarget`), applied to every frame's target
             keypoints whatever the source (video, template, :meth:`animate_targets`).
+        restore: ``None``, or restore the face region of the photo first
+            (:func:`didlearn.restore.restore_face`: ``"denoise"`` or ``"scratches"``, Deep Image
+            Prior, minutes on a CPU) and animate the restored photo; the face's landmarks are
+            those found on (or given for) the photo as it came.
+        restore_seed: seed of the restoration.
 
     Attributes:
+        photo: the photo animated, (H, W, 3) float32 (restored if ``restore`` was asked).
         crop: the :class:`didlearn.faces.FaceCrop` of the face; ``source_kp`` its (68, 2)
             landmarks in crop pixels; ``method``: the resolved method.
         timings: seconds spent per stage in the last run (``track``, ``transfer``, ``render``,
@@ -99,6 +105,7 @@ class Animator:
 
     Raises:
         NoFaceFoundError: no face (or not face number ``face``) in the photo.
+        UsageError: an unknown ``restore`` (or options that do not go together).
     """
 
     def __init__(
@@ -118,9 +125,15 @@ class Animator:
         landmarks: np.ndarray | None = None,
         reference: str | int = "first",
         retarget: Retarget | None = None,
+        restore: str | None = None,
+        restore_seed: int = 0,
     ) -> None:
         from . import faces
 
+        if restore is not None:
+            from .restore import check_kind
+
+            check_kind(restore)  # before any work
         photo = np.asarray(photo)
         if photo.dtype == np.uint8:  # as OpenCV or PIL give it: the course's floats in [0, 1]
             photo = photo / np.float32(255.0)
@@ -128,6 +141,12 @@ class Animator:
         if landmarks is None:
             landmarks = faces.face_landmarks(self.photo, face)
         self.landmarks = np.asarray(landmarks, np.float32)  # (68, 2) full-photo pixels
+        if restore is not None:
+            from .restore import restore_face
+
+            self.photo = restore_face(
+                self.photo, restore, seed=restore_seed, progress=progress, face=self.landmarks
+            )
         self.crop = faces.crop_face(self.photo, self.landmarks, size)
         self.source_kp = self.crop.to_crop(self.landmarks)
         if fine_tune > 0 and method == "auto":

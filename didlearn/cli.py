@@ -7,7 +7,7 @@
                      -o OUT.mp4|OUT.gif [--gif] [--size 256] [--reference auto|first|N]
                      [--absolute] [--no-paste-back] [--face N|all] [--fine-tune STEPS]
                      [--overwrite] [--eyes X] [--mouth X] [--yaw DEG] [--pitch DEG] [--roll DEG]
-                     [--region all|pose|expression|eyes|lips]
+                     [--region all|pose|expression|eyes|lips] [--restore denoise|scratches]
     didlearn motion VIDEO -o FILE.npz [--max-frames N] [--overwrite]
     didlearn demo [-o DIR]
     didlearn templates
@@ -17,7 +17,8 @@ neither ``.mp4`` nor ``.gif`` or is one of the inputs) and the operating system'
 (``OSError``: permissions, a name too long, a full disk) print one line ``error: <what was wrong
 and what to do>`` on stderr and exit with status 1; a malformed command line, numeric options out
 of :data:`OPTION_RANGES` included, exits with 2, as argparse does (the retargeting values,
-checked by :func:`didlearn.retarget.check_values`, are user errors: one line, status 1). No
+checked by :func:`didlearn.retarget.check_values`, and ``--restore`` are user errors: one line,
+status 1). No
 traceback (``DIDLEARN_DEBUG=1`` adds it), and no output file is left behind. Ctrl-C, SIGTERM and
 SIGHUP exit with 128 + the signal's number and say which files, if any, were complete before.
 """
@@ -100,7 +101,7 @@ def _reference(text: str) -> str | int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import __version__, renderers
+    from . import __version__, renderers, restore
     from .animate import GIF_MAX_SIDE
 
     parser = argparse.ArgumentParser(
@@ -216,6 +217,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="with --motion: the sound of the output (default: the motion file's video if it "
         "is still where it was, else none)",
+    )
+    anim.add_argument(
+        "--restore",
+        metavar="|".join(restore.KINDS),
+        default=None,
+        help="restore the face region of an old photo first, then animate it (Deep Image Prior: "
+        "minutes on a CPU; the time is estimated up front): "
+        + "; ".join(f"{k}: {restore.MEANINGS[k]}" for k in restore.KINDS),
     )
     anim.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     _add_retarget_options(anim)
@@ -357,6 +366,7 @@ def animate_command(args: argparse.Namespace) -> int:
     _check_not_an_input(outputs, [args.photo, *drivers, args.motion, args.audio])
     animate.check_outputs(outputs, args.overwrite)
     reference = _check_reference_options(args)
+    _check_restore(args.restore)
     motion = _load_motion(args) if args.motion is not None else None
     retarget = _retarget_from_args(args)
     if args.template is not None:
@@ -400,6 +410,7 @@ def animate_command(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         reference=reference,
         retarget=retarget,
+        restore=args.restore,
     )
     if sources:
         frames = animator.animate(sources[0], max_frames=args.max_frames)
@@ -414,6 +425,16 @@ def animate_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _check_restore(kind: str | None) -> None:
+    """``--restore`` is one of the restorations (:data:`didlearn.restore.KINDS`), checked
+    before any work: a one-line user error otherwise."""
+    from .restore import KINDS, MEANINGS
+
+    if kind is not None and kind not in KINDS:
+        choices = " or ".join(f"{k} ({MEANINGS[k]})" for k in KINDS)
+        raise UsageError(f"--restore '{kind}' is not a restoration: choose {choices}.")
 
 
 def _check_driver_count(drivers: list[str], face: int | str) -> None:
@@ -467,6 +488,7 @@ def _animate_group(
         progress=not args.quiet,
         reference=reference,
         retarget=retarget,
+        restore=args.restore,
     )
     if sources:
         frames = animator.animate(sources, max_frames=args.max_frames)

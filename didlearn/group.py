@@ -29,6 +29,7 @@ from .composite import GroupCompositor
 from .errors import NoFaceFoundError, UsageError
 from .faces import Face, face_landmarks, find_faces
 from .renderers import DEFAULT_METHOD, load_models, renderer_entry
+from .restore import check_kind, restore_face
 
 
 def find_all_faces(photo: np.ndarray) -> tuple[list[Face], list[np.ndarray]]:
@@ -61,16 +62,22 @@ class GroupAnimator:
         progress: show a tqdm progress bar.
         models: trained models for ``method="model"`` (default: loaded once).
         fine_tune: per-face fine-tuning steps (see ``Animator``).
+        restore: ``None``, ``"denoise"`` or ``"scratches"``: every face's region restored
+            first (:func:`didlearn.restore.restore_face`, one face box after the other, in the
+            faces' order), then the restored photo animated.
+        restore_seed: seed of the restorations.
         **options: the other :class:`~didlearn.animate.Animator` arguments (``size``,
             ``relative``, ``intensity``, ...), the same for every face.
 
     Attributes:
+        photo: the photo animated, (H, W, 3) float32 (restored if ``restore`` was asked).
         animators: one :class:`~didlearn.animate.Animator` per face, in order.
         compositor: the :class:`~didlearn.composite.GroupCompositor` of their crops.
         timings: seconds per stage of the last run (``track``, ``render``, ``paste``), ``frames``.
 
     Raises:
-        UsageError: ``paste_back=False`` (a crop shows one face: animate that face alone).
+        UsageError: ``paste_back=False`` (a crop shows one face: animate that face alone), or
+            an unknown ``restore``.
     """
 
     def __init__(
@@ -82,6 +89,8 @@ class GroupAnimator:
         progress: bool = True,
         models: Any = None,
         fine_tune: int = 0,
+        restore: str | None = None,
+        restore_seed: int = 0,
         **options: Any,
     ) -> None:
         if not options.get("paste_back", True):
@@ -89,6 +98,8 @@ class GroupAnimator:
                 "a face crop shows one face: to animate every face, keep the whole photo "
                 "(paste_back=True), or animate one face with an Animator."
             )
+        if restore is not None:
+            check_kind(restore)  # before any work
         photo = np.asarray(photo)
         if photo.dtype == np.uint8:
             photo = photo / np.float32(255.0)
@@ -96,6 +107,11 @@ class GroupAnimator:
         lms = find_all_faces(self.photo)[1] if landmarks is None else list(landmarks)
         if not lms:
             raise UsageError("GroupAnimator needs the landmarks of at least one face.")
+        if restore is not None:  # one face box after the other, found on the photo as given
+            for lm in lms:
+                self.photo = restore_face(
+                    self.photo, restore, seed=restore_seed, progress=progress, face=lm
+                )
         if models is None:
             # load once for every face; fine-tuning asks for the model (as in the Animator)
             wanted = "model" if fine_tune > 0 and method == "auto" else method

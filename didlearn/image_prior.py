@@ -31,7 +31,7 @@ default 4 levels): use :func:`pad_to_multiple` and crop the result back.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -361,6 +361,7 @@ def fit_image_prior(
     channels: int | Sequence[int] = DEFAULT_CHANNELS,
     levels: int = 4,
     batch_norm: bool = True,
+    on_step: Callable[[int, float], None] | None = None,
 ) -> PriorResult:
     """Restore one damaged photo with the Deep Image Prior, stopping without the clean photo.
 
@@ -409,6 +410,9 @@ def fit_image_prior(
         input_noise: standard deviation of the Gaussian noise added to ``z`` at every step.
         ema_decay: weight of the past in the EMA of the outputs (0: no averaging).
         channels, levels, batch_norm: the network, see :func:`build_prior_network`.
+        on_step: called after every step as ``on_step(step, seconds)``, ``seconds`` being the
+            wall time since the first step ended (that step includes the tracing), e.g. to
+            announce how long the fit will take once a few steps are timed.
 
     Returns:
         A :class:`PriorResult`.
@@ -447,6 +451,8 @@ def fit_image_prior(
         if step == 1:
             start = time.perf_counter()  # the first step includes tracing and graph optimisation
         done = step
+        if on_step is not None:
+            on_step(step, time.perf_counter() - start)
         fired = monitor.fires(float(mse))
         if fired or step % every == 0 or step == steps:
             end = monitor.record(step, float(loss_value), float(mse), out, mean, fired)
