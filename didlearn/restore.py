@@ -294,7 +294,7 @@ def restore_face(
 
     The region (:func:`face_box`) is scaled to its working size (:func:`work_shape`), padded for
     the network, fitted (``image_prior.fit_image_prior``, every pixel for ``"denoise"``, all but
-    the scratches of :func:`find_scratches` for ``"scratches"``; the noise level from
+    the scratches of :func:`scratch_mask` for ``"scratches"``; the noise level from
     ``image_prior.estimate_noise_sigma``), scaled back to the box and pasted with a feathered
     edge (:func:`feather_weights`). Outside the box the photo is returned bit for bit.
 
@@ -334,7 +334,7 @@ def restore_face(
     )
     known = None
     if kind == "scratches":
-        known = (~_scratches_in_box(image, (x0, y0, x1, y1), (h, w))).astype(np.float32)[..., None]
+        known = (~scratch_mask(image, (x0, y0, x1, y1))).astype(np.float32)[..., None]
     padded, mask = pad_to_multiple(work, MULTIPLE, known)
     t0 = time.perf_counter()
     fit = fit_image_prior(
@@ -362,13 +362,23 @@ def restore_face(
     return out
 
 
-def _scratches_in_box(
-    photo: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int]
-) -> np.ndarray:
-    """(h, w) bool: :func:`find_scratches` on the box and half its size around it (clipped), at
-    the working scale ``shape / box``, measured in the box's size, cut to the box."""
+def scratch_mask(photo: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The scratches of a face box, as ``restore_face(kind="scratches")`` leaves them out.
+
+    :func:`find_scratches` runs on the box and half its size around it (clipped to the photo: a
+    scratch that leaves the box is longer than its part inside, and is found by its whole
+    length), at the box's working scale, with its lengths measured in the box's size.
+
+    Args:
+        photo: (H, W, 3) RGB in [0, 1].
+        box: ``(x0, y0, x1, y1)`` as :func:`face_box` gives it.
+
+    Returns:
+        (h, w) bool at :func:`work_shape` of the box, True under a scratch.
+    """
     x0, y0, x1, y1 = box
     bw, bh = x1 - x0, y1 - y0
+    shape = work_shape(bh, bw)
     cx0, cy0 = max(0, x0 - bw // 2), max(0, y0 - bh // 2)
     cx1, cy1 = min(photo.shape[1], x1 + bw // 2), min(photo.shape[0], y1 + bh // 2)
     context = photo[cy0:cy1, cx0:cx1]

@@ -75,6 +75,17 @@ def test_find_scratches_finds_drawn_lines_not_the_face():
     assert not (found & inside & ~near).any()  # nothing else on the face
     assert found.sum() < 3 * drawn.sum()
 
+    # A scratch across the suit that only clips the box's corner: too short inside the box to
+    # be told from the photo's own lines, found by its whole length around the box.
+    suit = image_prior.damage(photo, noise_sigma=0.05, seed=3)[0]
+    corner = np.zeros(photo.shape[:2], np.uint8)
+    cv2.line(corner, (x0 + 90, y1 + 60), (x0 - 30, y1 - 60), 1, 3)  # cuts the bottom-left corner
+    suit[corner > 0] = 0.95
+    clipped = (corner[y0:y1, x0:x1] > 0) & (np.abs(suit - photo).mean(-1)[y0:y1, x0:x1] > 0.1)
+    assert 0 < clipped.sum() < 0.3 * drawn.sum()
+    assert (restore.find_scratches(suit[y0:y1, x0:x1]) & clipped).sum() < 0.5 * clipped.sum()
+    assert (restore.scratch_mask(suit, (x0, y0, x1, y1)) & clipped).sum() >= 0.9 * clipped.sum()
+
 
 # --------------------------------------------------------------------------------------------
 # The face box, the working size, the paste
