@@ -292,9 +292,11 @@ def video_parts(folder: Path) -> list[Path]:
     return [p for p in folder.iterdir() if p.name.endswith(".part.mp4")]
 
 
-def test_sigterm_mid_render_leaves_no_output_and_no_temporary_file(media, tmp_path):
-    """`kill` (SIGTERM) mid-render: exit 143, one line, and nothing left in the output folder
-    or in the temp folder (TensorFlow's autograph files included: a SIGKILL leaves them)."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_signal_mid_render_leaves_no_output_and_no_temporary_file(media, tmp_path, signum):
+    """`kill` (SIGTERM) or a closed terminal (SIGHUP) mid-render: exit 128 + N (143, 129), one
+    line, and nothing left in the output folder or in the temp folder (TensorFlow's autograph
+    files included: a SIGKILL leaves them)."""
     out_dir, temp_dir = tmp_path / "out", tmp_path / "tmp"
     out_dir.mkdir()
     temp_dir.mkdir()
@@ -309,11 +311,11 @@ def test_sigterm_mid_render_leaves_no_output_and_no_temporary_file(media, tmp_pa
         while not video_parts(out_dir) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         assert video_parts(out_dir), f"the render never started: {proc.poll()=}"
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         _, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert proc.returncode == 128 + signum, stderr
     assert stderr.strip().splitlines()[-1] == "error: interrupted; nothing was written."
     assert snapshot(out_dir) == {} and snapshot(temp_dir) == {}
 
