@@ -405,12 +405,7 @@ class Animator:
 
     def fps_report(self) -> dict[str, float]:
         """Frames per second of the last run, overall and per stage (ms per frame)."""
-        n = max(self.timings.get("frames", 0), 1)
-        stages = {k: v for k, v in self.timings.items() if k != "frames"}
-        total = sum(stages.values())
-        report = {f"{k}_ms": 1000 * v / n for k, v in stages.items()}
-        report["fps"] = n / total if total > 0 else float("inf")
-        return report
+        return fps_report(self.timings)
 
 
 # --------------------------------------------------------------------------------------------
@@ -423,6 +418,17 @@ class Animator:
 #: GIF_MAX_SIDE pixels on its longest side and the video's frame rate divided by GIF_RATE_DIVISOR.
 GIF_MAX_SIDE = 320
 GIF_RATE_DIVISOR = 2
+
+
+def fps_report(timings: dict[str, float]) -> dict[str, float]:
+    """``{stage}_ms`` (ms per frame) and ``fps`` of a run from its ``timings``: seconds per
+    stage, and the frame count under ``"frames"``."""
+    n = max(timings.get("frames", 0), 1)
+    stages = {k: v for k, v in timings.items() if k != "frames"}
+    total = sum(stages.values())
+    report = {f"{k}_ms": 1000 * v / n for k, v in stages.items()}
+    report["fps"] = n / total if total > 0 else float("inf")
+    return report
 
 
 def output_paths(

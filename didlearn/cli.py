@@ -34,6 +34,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from .errors import DidlearnError, UsageError
 
@@ -400,17 +401,9 @@ def animate_command(args: argparse.Namespace) -> int:
     animator = animate.Animator(
         photo,
         landmarks=landmarks,
-        method=args.method,
         face=args.face,
-        size=args.size,
-        relative=not args.absolute,
-        intensity=args.intensity,
         paste_back=args.paste_back,
-        fine_tune=args.fine_tune,
-        progress=not args.quiet,
-        reference=reference,
-        retarget=retarget,
-        restore=args.restore,
+        **_animation_options(args, reference, retarget),
     )
     if sources:
         frames = animator.animate(sources[0], max_frames=args.max_frames)
@@ -425,6 +418,23 @@ def animate_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _animation_options(
+    args: argparse.Namespace, reference: str | int | None, retarget
+) -> dict[str, Any]:
+    """The keyword arguments ``Animator`` and ``GroupAnimator`` both take from the command line."""
+    return {
+        "method": args.method,
+        "size": args.size,
+        "relative": not args.absolute,
+        "intensity": args.intensity,
+        "fine_tune": args.fine_tune,
+        "progress": not args.quiet,
+        "reference": reference,
+        "retarget": retarget,
+        "restore": args.restore,
+    }
 
 
 def _check_restore(kind: str | None) -> None:
@@ -478,17 +488,7 @@ def _animate_group(
     _start_tensorflow()
     t0 = time.perf_counter()
     animator = group.GroupAnimator(
-        photo,
-        landmarks=lms,
-        method=args.method,
-        size=args.size,
-        relative=not args.absolute,
-        intensity=args.intensity,
-        fine_tune=args.fine_tune,
-        progress=not args.quiet,
-        reference=reference,
-        retarget=retarget,
-        restore=args.restore,
+        photo, landmarks=lms, **_animation_options(args, reference, retarget)
     )
     if sources:
         frames = animator.animate(sources, max_frames=args.max_frames)

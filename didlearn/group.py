@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .animate import Animator
+from .animate import Animator, fps_report
 from .composite import GroupCompositor
 from .errors import NoFaceFoundError, UsageError
 from .faces import Face, face_landmarks, find_faces
@@ -241,12 +241,7 @@ class GroupAnimator:
 
     def fps_report(self) -> dict[str, float]:
         """Frames per second of the last run, overall and per stage (ms per frame)."""
-        n = max(self.timings.get("frames", 0), 1)
-        stages = {k: v for k, v in self.timings.items() if k != "frames"}
-        total = sum(stages.values())
-        report = {f"{k}_ms": 1000 * v / n for k, v in stages.items()}
-        report["fps"] = n / total if total > 0 else float("inf")
-        return report
+        return fps_report(self.timings)
 
 
 def _fit_length(kps: np.ndarray, length: int) -> np.ndarray:

@@ -24,6 +24,7 @@ from ..errors import DidlearnError
 
 __all__ = [
     "AnimateState",
+    "AnimatorCache",
     "animate_upload",
     "animate_widget",
     "draw_preview",
@@ -33,15 +34,13 @@ __all__ = [
 
 
 @dataclass
-class AnimateState:
-    """The current photo's Animator, and what the last callback produced."""
+class AnimatorCache:
+    """One photo's Animator, built on first use and kept while the photo stays the same (face
+    detection and model loading are the slow part; a widget's moves reuse them)."""
 
     method: str = "auto"
     animator: Any = None
     photo_id: int | None = None
-    frames: list = field(default_factory=list)
-    keypoints: np.ndarray | None = None
-    message: str = ""
 
     def animator_for(self, photo: np.ndarray):
         """The Animator of ``photo`` (built on first use; crop output, no progress bar)."""
@@ -51,6 +50,15 @@ class AnimateState:
             self.animator = Animator(photo, method=self.method, paste_back=False, progress=False)
             self.photo_id = id(photo)
         return self.animator
+
+
+@dataclass
+class AnimateState(AnimatorCache):
+    """The current photo's Animator, and what the last callback produced."""
+
+    frames: list = field(default_factory=list)
+    keypoints: np.ndarray | None = None
+    message: str = ""
 
 
 def preview(

@@ -21,29 +21,19 @@ from typing import Any
 import numpy as np
 
 from ..errors import DidlearnError
+from .animate import AnimatorCache
 
 __all__ = ["RetargetState", "draw_retarget", "retarget_frame", "retarget_widget"]
 
 
 @dataclass
-class RetargetState:
+class RetargetState(AnimatorCache):
     """The current photo's Animator, and what the last callback produced."""
 
     method: str = "thin_plate"
-    animator: Any = None
-    photo_id: int | None = None
     frame: np.ndarray | None = None
     keypoints: np.ndarray | None = None
     message: str = ""
-
-    def animator_for(self, photo: np.ndarray):
-        """The Animator of ``photo`` (built on first use; crop output, no progress bar)."""
-        from ..animate import Animator
-
-        if self.animator is None or self.photo_id != id(photo):
-            self.animator = Animator(photo, method=self.method, paste_back=False, progress=False)
-            self.photo_id = id(photo)
-        return self.animator
 
 
 def retarget_frame(
