@@ -357,7 +357,7 @@ def _report(animator, paths: list[Path], seconds: float, quiet: bool) -> None:
 
 def animate_command(args: argparse.Namespace) -> int:
     """``didlearn animate``: every input is checked before the long work starts."""
-    from . import animate, data, faces
+    from . import animate, data, faces, restore
 
     drivers: list[str] = args.driving or []
     _check_driver_count(drivers, args.face)
@@ -367,7 +367,8 @@ def animate_command(args: argparse.Namespace) -> int:
     _check_not_an_input(outputs, [args.photo, *drivers, args.motion, args.audio])
     animate.check_outputs(outputs, args.overwrite)
     reference = _check_reference_options(args)
-    _check_restore(args.restore)
+    if args.restore is not None:
+        restore.check_kind(args.restore, prefix="--")  # before any work
     motion = _load_motion(args) if args.motion is not None else None
     retarget = _retarget_from_args(args)
     if args.template is not None:
@@ -435,16 +436,6 @@ def _animation_options(
         "retarget": retarget,
         "restore": args.restore,
     }
-
-
-def _check_restore(kind: str | None) -> None:
-    """``--restore`` is one of the restorations (:data:`didlearn.restore.KINDS`), checked
-    before any work: a one-line user error otherwise."""
-    from .restore import KINDS, MEANINGS
-
-    if kind is not None and kind not in KINDS:
-        choices = " or ".join(f"{k} ({MEANINGS[k]})" for k in KINDS)
-        raise UsageError(f"--restore '{kind}' is not a restoration: choose {choices}.")
 
 
 def _check_driver_count(drivers: list[str], face: int | str) -> None:

@@ -196,10 +196,49 @@ def describe_faces(faces: list[Face]) -> str:
     )
 
 
+def pick_face(
+    image: np.ndarray, face: int | Face = 0, upsample: int | None = None, hint: str = ""
+) -> Face:
+    """One face of a photo: ``face`` itself if it is a :class:`Face`, else face number ``face``
+    of those found (0 = best).
+
+    Args:
+        image: (H, W, 3) RGB, float32 in [0, 1] or uint8.
+        face: index into the faces found, or a :class:`Face` to use directly.
+        upsample: passed to :func:`detect_faces`; None (default) tries harder when nothing is
+            found (:func:`find_faces`: the HOG detector at 2x, then the CNN detector).
+        hint: what to do when no face is found (default: how to take a photo the detectors find).
+
+    Raises:
+        NoFaceFoundError: no face (or fewer faces than ``face + 1``) was found.
+    """
+    if isinstance(face, Face):
+        return face
+    img = to_uint8(image)
+    if upsample is None:
+        faces, tried = find_faces(img)
+    else:
+        faces, tried = (
+            detect_faces(img, upsample=upsample),
+            [f"the HOG detector (upsample={upsample})"],
+        )
+    if not faces:
+        raise NoFaceFoundError(
+            f"No face was found in the {img.shape[1]}x{img.shape[0]} image (tried "
+            f"{', '.join(tried)}). " + (hint or _NO_FACE_HINT)
+        )
+    if not 0 <= face < len(faces):
+        raise NoFaceFoundError(
+            f"Face {face} was asked for but only {len(faces)} face(s) were found "
+            f"({describe_faces(faces)}); use an index between 0 and {len(faces) - 1}."
+        )
+    return faces[face]
+
+
 def face_landmarks(
     image: np.ndarray, face: int | Face = 0, upsample: int | None = None
 ) -> np.ndarray:
-    """The 68 landmarks of one face.
+    """The 68 landmarks of one face (:func:`pick_face` chooses it).
 
     Args:
         image: (H, W, 3) float32 RGB in [0, 1].
@@ -214,26 +253,7 @@ def face_landmarks(
         NoFaceFoundError: no face (or fewer faces than ``face + 1``) was found.
     """
     img = to_uint8(image)
-    if not isinstance(face, Face):
-        if upsample is None:
-            faces, tried = find_faces(img)
-        else:
-            faces, tried = (
-                detect_faces(img, upsample=upsample),
-                [f"the HOG detector (upsample={upsample})"],
-            )
-        if not faces:
-            raise NoFaceFoundError(
-                f"No face was found in the {img.shape[1]}x{img.shape[0]} image (tried "
-                f"{', '.join(tried)}). " + _NO_FACE_HINT
-            )
-        if not 0 <= face < len(faces):
-            raise NoFaceFoundError(
-                f"Face {face} was asked for but only {len(faces)} face(s) were found "
-                f"({describe_faces(faces)}); use an index between 0 and {len(faces) - 1}."
-            )
-        face = faces[face]
-    return _predict(img, face.box)
+    return _predict(img, pick_face(img, face, upsample).box)
 
 
 # --------------------------------------------------------------------------------------------

@@ -75,21 +75,28 @@ SCRATCH_ANGLES = 16
 TIMED_STEPS = 2
 
 
-def check_kind(kind: str) -> str:
-    """``kind`` if it is one of :data:`KINDS`.
+def check_kind(kind: str, prefix: str = "") -> str:
+    """``kind`` if it is one of :data:`KINDS`; ``prefix`` spells the name (``"--"`` for the
+    command line's option).
 
     Raises:
         UsageError: another value (the message lists the kinds).
     """
     if kind not in KINDS:
         choices = " or ".join(f"'{k}' ({MEANINGS[k]})" for k in KINDS)
-        raise UsageError(f"unknown restoration {kind!r}: choose {choices}.")
+        raise UsageError(f"{prefix}restore {kind!r} is not a restoration: choose {choices}.")
     return kind
 
 
 # --------------------------------------------------------------------------------------------
 # Where: the face box, and the size it is restored at
 # --------------------------------------------------------------------------------------------
+
+
+_NO_FACE = (
+    "The restoration works on the face region: try a photo where the face is larger (at least "
+    "~80 pixels wide) and frontal, or animate it without restoring."
+)
 
 
 def face_box(photo: np.ndarray, face: Any = 0) -> tuple[int, int, int, int]:
@@ -108,25 +115,11 @@ def face_box(photo: np.ndarray, face: Any = 0) -> tuple[int, int, int, int]:
     Raises:
         NoFaceFoundError: no face, or fewer than ``face + 1`` (the message lists those found).
     """
-    from .faces import Face, describe_faces, find_faces
+    from .faces import Face, pick_face
 
     h, w = np.asarray(photo).shape[:2]
-    if isinstance(face, Face):
-        box = face.box
-    elif isinstance(face, (int, np.integer)):
-        found, tried = find_faces(photo)
-        if not found:
-            raise NoFaceFoundError(
-                f"No face was found in the {w}x{h} photo (tried {', '.join(tried)}): the "
-                "restoration works on the face region. Try a photo where the face is larger "
-                "(at least ~80 pixels wide) and frontal, or animate it without restoring."
-            )
-        if not 0 <= face < len(found):
-            raise NoFaceFoundError(
-                f"Face {face} was asked for but only {len(found)} face(s) were found "
-                f"({describe_faces(found)}); use an index between 0 and {len(found) - 1}."
-            )
-        box = found[face].box
+    if isinstance(face, (Face, int, np.integer)):
+        box = pick_face(photo, face if isinstance(face, Face) else int(face), hint=_NO_FACE).box
     else:
         points = np.asarray(face, np.float64)
         if points.ndim != 2 or points.shape[1] != 2 or len(points) == 0:

@@ -151,7 +151,7 @@ def test_animator_and_group_animate_the_restored_photo(monkeypatch):
 
     one = animate.Animator(damaged, method="thin_plate", progress=False, restore="scratches")
     assert one.photo.shape == damaged.shape and not np.array_equal(one.photo, damaged)
-    with pytest.raises(UsageError, match="unknown restoration"):
+    with pytest.raises(UsageError, match="restore 'colourise' is not a restoration"):
         animate.Animator(damaged, method="thin_plate", restore="colourise")
 
 
